@@ -1,0 +1,140 @@
+"""Command line: migrate, create-user, create-client, keys rotate, check-config, certs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+
+from .cli_support import load_settings_or_exit
+from .config import Settings
+
+
+def _out(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+
+
+def _fail(message: str, code: int = 1) -> int:
+    sys.stderr.write(f"portcullis: {message}\n")
+    return code
+
+
+async def _migrate(settings: Settings) -> int:
+    from .store.db import Database
+    from .store.migrations import latest_version, migrate
+
+    db = Database(settings.database_dsn)
+    try:
+        applied = await migrate(db)
+    finally:
+        await db.close()
+    _out({"applied": applied, "version": latest_version()})
+    return 0
+
+
+async def _create_user(settings: Settings, name: str, role: str) -> int:
+    from .errors import Conflict, ValidationFailed
+    from .models.users import RegisterIn
+    from .services import Services
+    from .domain import identity
+    from .metrics import Metrics
+    from .store.migrations import migrate
+
+    line = sys.stdin.readline()
+    password = line[:-1] if line.endswith("\n") else line
+    if not re.fullmatch(r"[a-z0-9_.-]{3,32}", name):
+        return _fail("username must be 3..32 of [a-z0-9_.-]")
+    try:
+        RegisterIn(username=name, password=password or "x")
+    except ValueError:
+        return _fail("the password contains characters that are not allowed")
+    svc = Services(settings, Metrics())
+    try:
+        await migrate(svc.db)
+        user = await identity.register(svc, username=name, password=password, role=role)
+    except ValidationFailed as exc:
+        return _fail("; ".join(e["msg"] for e in exc.errors or []) or "invalid input")
+    except Conflict:
+        return _fail(f"the username {name!r} is taken")
+    finally:
+        await svc.db.close()
+        svc.passwords.close()
+    _out({"id": user["id"], "username": user["username"]})
+    return 0
+
+
+async def _create_client(settings: Settings, name: str, scope: str) -> int:
+    from .domain import identity
+    from .errors import ValidationFailed
+    from .metrics import Metrics
+    from .models.users import ClientCreate
+    from .services import Services
+    from .store.migrations import migrate
+
+    try:
+        data = ClientCreate(name=name, scopes=scope.split())  # type: ignore[arg-type]
+    except ValueError as exc:
+        return _fail(f"invalid client: {str(exc).splitlines()[0]}")
+    svc = Services(settings, Metrics())
+    try:
+        await migrate(svc.db)
+        created = await identity.create_client(
+            svc, name=data.name, scopes=list(data.scopes), actor="cli", ip=None
+        )
+    except ValidationFailed:
+        return _fail("invalid scopes")
+    finally:
+        await svc.db.close()
+        svc.passwords.close()
+    _out({"client_id": created.client_id, "client_secret": created.client_secret})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    user = sub.add_parser("create-user", help="create a user (password on stdin)")
+    user.add_argument("name")
+    user.add_argument("--role", choices=["user", "admin"], default="user")
+    user.add_argument("--password-stdin", action="store_true", required=True)
+    client = sub.add_parser("create-client", help="create an OAuth client")
+    client.add_argument("name")
+    client.add_argument("--scope", required=True)
+    keys = sub.add_parser("keys", help="signing keys")
+    keys.add_argument("action", choices=["rotate"])
+    sub.add_parser("check-config", help="validate and print the configuration")
+    certs = sub.add_parser("certs", help="create the development CA and certificate")
+    certs.add_argument("--dir", default="certs")
+    args = parser.parse_args(argv)
+
+    if args.command == "certs":
+        from .devcerts import make_dev_certs
+
+        paths = make_dev_certs(Path(args.dir))
+        _out({k: str(v) for k, v in paths.items()})
+        return 0
+    settings = load_settings_or_exit()
+    if args.command == "check-config":
+        _out(settings.redacted())
+        return 0
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "create-user":
+        return asyncio.run(_create_user(settings, args.name, args.role))
+    if args.command == "create-client":
+        return asyncio.run(_create_client(settings, args.name, args.scope))
+    if args.command == "keys":
+        from .security.keys import rotate
+
+        key = rotate(settings.keys_file, max_token_ttl=settings.access_token_ttl)
+        _out({"kid": key["kid"], "alg": key["alg"], "file": str(settings.keys_file)})
+        return 0
+    return _fail("unknown command", 2)  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Administration: users, OAuth clients, the audit trail and client blocks."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from quart import Blueprint, request
+from quart_schema import validate_response
+
+from ..domain import identity
+from ..errors import NotFound, ValidationFailed
+from ..models.admin import AuditEvent, BlockOut
+from ..models.common import Page, PageQuery, decode_cursor, encode_cursor, iso
+from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
+from ..security.authn import current_principal, require_scope
+from ..services import services
+from ..store import audit
+from ..store import signals as signal_store
+from ..store import users as user_store
+from .body import json_body, query
+
+
+def _cursor(raw: str | None, kinds: tuple[type, ...]) -> tuple[object, ...] | None:
+    if raw is None:
+        return None
+    try:
+        return decode_cursor(raw, kinds)
+    except ValueError:
+        raise ValidationFailed(errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from None
+
+
+def make_blueprint() -> Blueprint:
+    bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+    @bp.get("/users")
+    @require_scope("admin")
+    @query(PageQuery)
+    @validate_response(Page[UserPublic])
+    async def list_users(query_args: PageQuery) -> Page[UserPublic]:
+        """All users, newest first."""
+        after = _cursor(query_args.cursor, (int, str))
+        async with services().db.begin() as conn:
+            rows = await user_store.list_users(
+                conn,
+                limit=query_args.limit + 1,
+                after=(int(after[0]), str(after[1])) if after else None,  # type: ignore[call-overload]
+            )
+        items, more = rows[: query_args.limit], len(rows) > query_args.limit
+        cursor = encode_cursor(items[-1]["created_us"], items[-1]["id"]) if more else None
+        return Page[UserPublic](items=[identity.user_public(u) for u in items], next_cursor=cursor)
+
+    @bp.patch("/users/<user_id>")
+    @require_scope("admin")
+    @json_body(UserPatch)
+    @validate_response(UserPublic)
+    async def patch_user(user_id: str, data: UserPatch) -> UserPublic:
+        """Disable/enable a user or change its role; revokes its live sessions."""
+        changes = data.changes()
+        if not changes:
+            raise ValidationFailed(errors=[{"loc": ["body"], "msg": "disabled or role required"}])
+        user = await identity.update_user(
+            services(),
+            user_id=user_id[:64],
+            changes=changes,
+            actor=current_principal().sub,
+            ip=request.remote_addr or "",
+        )
+        if user is None:
+            raise NotFound()
+        return identity.user_public(user)
+
+    @bp.post("/clients")
+    @require_scope("admin")
+    @json_body(ClientCreate)
+    @validate_response(ClientCreated, 201)
+    async def create_client(data: ClientCreate) -> tuple[ClientCreated, int]:
+        """Create an OAuth client; its secret is shown only in this response."""
+        created = await identity.create_client(
+            services(),
+            name=data.name,
+            scopes=list(data.scopes),
+            actor=current_principal().sub,
+            ip=request.remote_addr,
+        )
+        return created, 201
+
+    @bp.get("/audit")
+    @require_scope("admin")
+    @query(PageQuery)
+    @validate_response(Page[AuditEvent])
+    async def list_audit(query_args: PageQuery) -> Page[AuditEvent]:
+        """Security audit events, newest first (read-only: nothing here can change one)."""
+        after = _cursor(query_args.cursor, (int,))
+        async with services().db.begin() as conn:
+            rows = await audit.list_events(
+                conn, limit=query_args.limit + 1, before_id=int(after[0]) if after else None  # type: ignore[call-overload]
+            )
+        items, more = rows[: query_args.limit], len(rows) > query_args.limit
+        return Page[AuditEvent](
+            items=[
+                AuditEvent(
+                    id=r["id"], ts=iso(r["ts_us"]), event=r["event"], actor=r["actor"],
+                    target=r["target"], ip=r["ip"],
+                )
+                for r in items
+            ],
+            next_cursor=encode_cursor(items[-1]["id"]) if more else None,
+        )
+
+    @bp.get("/blocks")
+    @require_scope("admin")
+    @query(PageQuery)
+    @validate_response(Page[BlockOut])
+    async def list_blocks(query_args: PageQuery) -> Page[BlockOut]:
+        """Client addresses blocked now."""
+        after = _cursor(query_args.cursor, (int, str))
+        async with services().db.begin() as conn:
+            rows = await signal_store.list_blocks(
+                conn,
+                limit=query_args.limit + 1,
+                after=(int(after[0]), str(after[1])) if after else None,  # type: ignore[call-overload]
+            )
+        items, more = rows[: query_args.limit], len(rows) > query_args.limit
+        return Page[BlockOut](
+            items=[BlockOut(ip=r["ip"], until=iso(r["until_us"]), reason=r["reason"]) for r in items],
+            next_cursor=encode_cursor(items[-1]["until_us"], items[-1]["ip"]) if more else None,
+        )
+
+    @bp.delete("/blocks/<ip>")
+    @require_scope("admin")
+    async def lift_block(ip: str) -> tuple[str, int]:
+        """Lift a block: 204, or 404 when that address is not blocked."""
+        try:
+            address = str(ipaddress.ip_address(ip))
+        except ValueError:
+            raise NotFound() from None
+        svc = services()
+        async with svc.db.begin() as conn:
+            if not await signal_store.lift_block(conn, ip=address):
+                raise NotFound()
+            await svc.signal(conn, kind="unblock", value=address, until=identity.now() + 86400)
+            await audit.record(
+                conn, event="client.unblocked", actor=current_principal().sub, target=address,
+                ip=request.remote_addr,
+            )
+        await svc.announce()
+        return "", 204
+
+    return bp

@@ -1,0 +1,75 @@
+"""Registration, the RFC 6749 token endpoint and RFC 7009 revocation."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, current_app, request
+from quart_rate_limiter import rate_limit
+from quart_schema import validate_response
+
+from ..config import Settings
+from ..domain import identity
+from ..errors import OAuthError
+from ..models.users import RegisterIn, TokenOut, UserPublic
+from ..security.authn import public
+from ..security.ratelimit import named_limits
+from ..services import services
+from .body import json_body, read_form
+
+
+def make_blueprint(settings: Settings) -> Blueprint:
+    bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+    @bp.post("/register")
+    @rate_limit(limits=named_limits("register", settings.limits("register"), "ip"))
+    @public
+    @json_body(RegisterIn)
+    @validate_response(UserPublic, 201)
+    async def register(data: RegisterIn) -> tuple[UserPublic, int]:
+        """Create a user account (role `user`)."""
+        user = await identity.register(
+            services(), username=data.username, password=data.password, ip=request.remote_addr
+        )
+        return identity.user_public(user), 201
+
+    @bp.post("/token")
+    @rate_limit(limits=named_limits("token", settings.limits("token"), "ip"))
+    @public
+    async def token() -> Response:
+        """RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`."""
+        form = await read_form()
+        svc = services()
+        ip = request.remote_addr or "unknown"
+        grant = form.get("grant_type")
+        result: TokenOut
+        if grant == "password":
+            result = await identity.password_grant(svc, form, ip)
+        elif grant == "refresh_token":
+            result = await identity.refresh_grant(svc, form, ip)
+        elif grant == "client_credentials":
+            result = await identity.client_credentials_grant(
+                svc, form, request.headers.get("Authorization"), ip
+            )
+        elif not grant:
+            raise OAuthError("invalid_request", "grant_type is required.")
+        else:
+            raise OAuthError("unsupported_grant_type", "This grant type is not supported.")
+        response = current_app.json.response(result.model_dump(exclude_none=True))
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
+    @bp.post("/revoke")
+    @public
+    async def revoke() -> Response:
+        """RFC 7009 revocation: possession of the token is enough; always 200."""
+        form = await read_form()
+        if "token" not in form:
+            raise OAuthError("invalid_request", "token is required.")
+        await identity.revoke(
+            services(), form["token"], form.get("token_type_hint"), request.remote_addr or ""
+        )
+        response = current_app.json.response({})
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return bp

@@ -1,0 +1,138 @@
+"""Operational routes: probes, metrics, discovery documents, OpenAPI and docs."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from quart import Blueprint, Response, current_app, request
+from quart_rate_limiter import rate_exempt
+from quart_schema import hide
+from swagger_ui_bundle import swagger_ui_path
+
+from ..config import Settings
+from ..errors import NotFound
+from ..security.authn import public
+from ..security.headers import DOCS_CSP
+from ..security.keys import ALGORITHMS
+from ..services import services
+
+DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Portcullis API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script></body></html>
+"""
+DOCS_INIT = (
+    'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", '
+    "deepLinking: true});\n"
+)
+_DOCS_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
+
+
+def make_blueprint(settings: Settings) -> Blueprint:
+    bp = Blueprint("ops", __name__)
+    metrics_allow = tuple(settings.metrics_allow)
+    docs_dir = Path(swagger_ui_path)
+    docs_files = {name: (docs_dir / name).read_bytes() for name in _DOCS_FILES}  # start-up I/O
+
+    @bp.get("/healthz")
+    @rate_exempt
+    @public
+    async def healthz() -> dict[str, str]:
+        """Liveness: 200 while the process serves."""
+        return {"status": "ok"}
+
+    @bp.get("/readyz")
+    @rate_exempt
+    @public
+    async def readyz() -> tuple[dict[str, object], int, dict[str, str]]:
+        """Readiness: database and Redis reachable (503 naming the failing check)."""
+        state = await services().check_ready()
+        checks = {"database": state.database, "redis": state.redis}
+        if state.database == "ok" and state.redis in ("ok", "disabled"):
+            return {"status": "ready", "checks": checks}, 200, {}
+        return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": "5"}
+
+    @bp.get("/metrics")
+    @rate_exempt
+    @public
+    @hide
+    async def metrics() -> Response:
+        """Prometheus metrics (only for `PORTCULLIS_METRICS_ALLOW` networks)."""
+        try:
+            addr = ipaddress.ip_address(request.remote_addr or "")
+        except ValueError:
+            raise NotFound() from None
+        if not any(addr in net for net in metrics_allow):
+            raise NotFound()
+        body, content_type = services().metrics.render()
+        return Response(body, content_type=content_type)
+
+    @bp.get("/.well-known/jwks.json")
+    @rate_exempt
+    @public
+    async def jwks() -> Response:
+        """Public signing keys (RFC 7517 JWK Set)."""
+        response = current_app.json.response(services().keys.ring.public_jwks)
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    @bp.get("/.well-known/oauth-authorization-server")
+    @rate_exempt
+    @public
+    async def metadata() -> dict[str, object]:
+        """RFC 8414 authorization server metadata."""
+        issuer = settings.issuer
+        return {
+            "issuer": issuer,
+            "token_endpoint": f"{issuer}/v1/auth/token",
+            "revocation_endpoint": f"{issuer}/v1/auth/revoke",
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+            "response_types_supported": [],
+            "scopes_supported": ["notes:read", "notes:write", "admin"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint_auth_signing_alg_values_supported": list(ALGORITHMS),
+        }
+
+    @bp.get("/openapi.json")
+    @rate_exempt
+    @public
+    @hide
+    async def openapi() -> Response:
+        """The OpenAPI 3 document of every route."""
+        schema = current_app.extensions["QUART_SCHEMA"].openapi_provider.schema()
+        return current_app.json.response(schema)
+
+    @bp.get("/docs")
+    @rate_exempt
+    @public
+    @hide
+    async def docs() -> Response:
+        """Interactive documentation (self-hosted Swagger UI)."""
+        response = Response(DOCS_HTML, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+        return response
+
+    @bp.get("/docs/init.js")
+    @rate_exempt
+    @public
+    @hide
+    async def docs_init() -> Response:
+        return Response(DOCS_INIT, content_type="text/javascript; charset=utf-8")
+
+    @bp.get("/docs/static/<name>")
+    @rate_exempt
+    @public
+    @hide
+    async def docs_static(name: str) -> Response:
+        if name not in _DOCS_FILES:
+            raise NotFound()
+        response = Response(docs_files[name], content_type=_DOCS_FILES[name])
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
+    return bp

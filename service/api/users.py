@@ -1,0 +1,39 @@
+"""The caller's own profile."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from ..domain import identity
+from ..errors import Unauthorized
+from ..models.users import ClientPublic, UserPublic
+from ..security.authn import current_principal, require_token
+from ..services import services
+from ..store import users as user_store
+
+
+def make_blueprint() -> Blueprint:
+    bp = Blueprint("users", __name__, url_prefix="/users")
+
+    @bp.get("/me")
+    @require_token
+    async def me() -> UserPublic | ClientPublic:
+        """The caller's profile; for a client token, the client."""
+        principal = current_principal()
+        svc = services()
+        async with svc.db.begin() as conn:
+            if principal.is_client:
+                client = await user_store.get_client(conn, client_id=principal.client_id)
+                if client is None or client["disabled"]:
+                    raise Unauthorized("The client no longer exists.", error="invalid_token")
+                return ClientPublic(
+                    client_id=client["client_id"],
+                    name=client["name"],
+                    scopes=client["scopes"].split(),
+                )
+            user = await user_store.get_user(conn, user_id=principal.sub)
+        if user is None or user["disabled"]:
+            raise Unauthorized("The user no longer exists.", error="invalid_token")
+        return identity.user_public(user)
+
+    return bp

@@ -1,0 +1,105 @@
+"""The app factory: wires everything, does nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Quart
+from quart_cors import cors
+from quart_rate_limiter import limit_blueprint
+from quart_schema import QuartSchema
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from . import guard
+from .api import admin, auth, notes, ops, users
+from .config import Settings
+from .errors import ServiceUnavailable, problem_response, register_error_handlers
+from .logging import configure_logging, get_logger
+from .metrics import Metrics
+from .middleware import (
+    BodyLimitMiddleware,
+    HTTPSRedirectMiddleware,
+    InflightLimitMiddleware,
+    RequestContextMiddleware,
+    TrustedProxyMiddleware,
+)
+from .security.cors import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_METHODS, CORS_MAX_AGE
+from .security.proxies import ProxyResolver
+from .security.ratelimit import named_limits
+from .services import EXTENSION, Services
+
+log = get_logger("portcullis.app")
+
+
+def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None) -> Quart:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app = Quart("service", static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        DEBUG=settings.debug,
+        PROPAGATE_EXCEPTIONS=False,
+        JSON_SORT_KEYS=False,
+        BODY_TIMEOUT=10,
+        RESPONSE_TIMEOUT=60,
+    )
+    QuartSchema(
+        app,
+        openapi_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        swagger_ui_path=None,
+        info={"title": "Portcullis", "version": "0.1.0"},
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        security=[{"bearer": []}],
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    svc = Services(settings, metrics or Metrics())
+    app.extensions[EXTENSION] = svc
+
+    register_error_handlers(app)
+    guard.observe_auth_errors(app)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(ConnectionError)
+    @app.errorhandler(TimeoutError)
+    async def _dependency_down(error: Exception) -> Any:
+        log.error("dependency.unavailable", reason=type(error).__name__, dependency="database")
+        return problem_response(ServiceUnavailable("A dependency is unavailable.", retry_after=5))
+
+    app.before_request(guard.before_request)
+    app.after_request(guard.after_request)
+    app.before_serving(svc.start)
+    app.after_serving(svc.stop)
+
+    app.register_blueprint(ops.make_blueprint(settings))
+    v1 = Blueprint("v1", __name__, url_prefix="/v1")
+    limit_blueprint(v1, limits=named_limits("default", settings.limits("default"), "principal"))
+    v1.register_blueprint(auth.make_blueprint(settings))
+    v1.register_blueprint(users.make_blueprint())
+    v1.register_blueprint(notes.make_blueprint())
+    v1.register_blueprint(admin.make_blueprint())
+    app.register_blueprint(v1)
+
+    if settings.cors_origins:
+        app = cors(
+            app,
+            allow_origin=list(settings.cors_origins),
+            allow_credentials=settings.cors_credentials,
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_ALLOW_HEADERS),
+            expose_headers=list(CORS_EXPOSE_HEADERS),
+            max_age=CORS_MAX_AGE,
+        )
+
+    inner: Any = app.asgi_app
+    inner = BodyLimitMiddleware(inner, settings.max_body_bytes)
+    inner = InflightLimitMiddleware(inner, settings.max_inflight, settings.inflight_wait_seconds)
+    inner = RequestContextMiddleware(inner, svc.metrics)
+    inner = HTTPSRedirectMiddleware(inner, settings.issuer)
+    inner = TrustedProxyMiddleware(inner, ProxyResolver(settings.trusted_proxies))
+    app.asgi_app = inner  # type: ignore[method-assign]
+    return app

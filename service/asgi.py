@@ -1,0 +1,13 @@
+"""Hypercorn's target: `hypercorn --config hypercorn.toml service.asgi:app`."""
+
+from __future__ import annotations
+
+from .cli_support import load_settings_or_exit
+from .metrics import prepare_multiprocess_dir  # before anything imports prometheus_client
+
+settings = load_settings_or_exit()
+prepare_multiprocess_dir(settings.data_dir)
+
+from .app import create_app  # noqa: E402
+
+app = create_app(settings)

@@ -1,0 +1,321 @@
+"""Identity rules: registration, the three grants, revocation, user and client admin.
+
+Plain async functions over the service container; they raise the errors of
+`service.errors` and never touch HTTP objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+from ..errors import Conflict, OAuthError, TooManyRequests, ValidationFailed
+from ..logging import security_event
+from ..models.common import iso
+from ..models.users import ALL_SCOPES, ROLE_SCOPES, ClientCreated, TokenOut, UserPublic
+from ..security.passwords import password_problems
+from ..security.ratelimit import Check
+from ..security.tokens import LEEWAY_SECONDS, TokenRejected, new_opaque_token
+from ..services import Services, now
+from ..store import audit, sessions
+from ..store import users as user_store
+
+FIRST_PARTY_CLIENT = "portcullis"
+# Per-account failed-login budget: beyond it the account answers 429 for a while,
+# whatever the password, so guessing one account from many addresses stalls too.
+ACCOUNT_FAILURES = (10, 900)
+_DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def user_public(user: dict[str, Any]) -> UserPublic:
+    return UserPublic(
+        id=user["id"],
+        username=user["username"],
+        role=user["role"],
+        disabled=bool(user["disabled"]),
+        created_at=iso(user["created_us"]),
+    )
+
+
+def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[str]:
+    """RFC 6749 §3.3: the requested scope, which must be within what the holder has."""
+    if requested is None or not requested.strip():
+        return allowed
+    wanted = frozenset(requested.split())
+    if not wanted <= allowed:
+        raise OAuthError("invalid_scope", "The requested scope exceeds what is granted.")
+    return wanted
+
+
+# Registration ---------------------------------------------------------------------
+
+
+async def register(
+    svc: Services, *, username: str, password: str, role: str = "user", ip: str | None = None
+) -> dict[str, Any]:
+    problems = password_problems(password, username)
+    if problems:
+        raise ValidationFailed(
+            errors=[{"loc": ["body", "password"], "msg": f"password {p}"} for p in problems]
+        )
+    password_hash = await svc.passwords.hash(password)
+    async with svc.db.begin() as conn:
+        try:
+            user = await user_store.create_user(
+                conn, username=username, password_hash=password_hash, role=role
+            )
+        except user_store.UsernameTaken:
+            raise Conflict("That username is taken.") from None
+        await audit.record(conn, event="user.registered", actor=user["id"], target=user["id"], ip=ip)
+    return user
+
+
+# Grants ---------------------------------------------------------------------------
+
+
+def _token_response(access: str, claims: dict[str, Any], refresh: str | None) -> TokenOut:
+    return TokenOut(
+        access_token=access,
+        expires_in=int(claims["exp"]) - int(claims["iat"]),
+        scope=str(claims["scope"]),
+        refresh_token=refresh,
+    )
+
+
+def _account_checks(username: str) -> list[Check]:
+    count, window = ACCOUNT_FAILURES
+    return [Check(key=f"login:{sha256(username.lower())}", count=count, window=window, name="login")]
+
+
+async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenOut:
+    username = form.get("username", "")
+    password = form.get("password", "")
+    if not username or not password:
+        raise OAuthError("invalid_request", "username and password are required.")
+    account = _account_checks(username)
+    budget = await svc.limiter.check(account, consume=False)
+    if not budget.allowed:
+        svc.metrics.logins.labels("failure").inc()
+        security_event("auth.login_failed", reason="account_throttled")
+        raise TooManyRequests(budget.retry_after, policy="login")
+    async with svc.db.begin() as conn:
+        user = await user_store.get_user_by_name(conn, username=username)
+    stored = user["password_hash"] if user is not None else None
+    ok = await svc.passwords.verify_or_dummy(stored, password)
+    if not ok or user is None or user["disabled"]:
+        reason = "bad_password" if user is not None else "unknown_user"
+        if ok and user is not None:
+            reason = "disabled"
+        await svc.limiter.check(account)
+        await svc.record_failure(ip, "login_failed")
+        svc.metrics.logins.labels("failure").inc()
+        security_event("auth.login_failed", reason=reason, principal=user["id"] if user else None)
+        async with svc.db.begin() as conn:
+            await audit.record(
+                conn, event="auth.login_failed", actor=user["id"] if user else None,
+                target=None, ip=ip,
+            )
+        raise OAuthError("invalid_grant", "The username or password is incorrect.")
+    scopes = narrow_scope(form.get("scope"), ROLE_SCOPES[user["role"]])
+    if stored is not None and svc.passwords.needs_rehash(stored):
+        new_hash = await svc.passwords.hash(password)
+        async with svc.db.begin() as conn:
+            await user_store.set_password_hash(conn, user_id=user["id"], password_hash=new_hash)
+    sid = str(uuid.uuid4())
+    refresh = new_opaque_token()
+    async with svc.db.begin() as conn:
+        await sessions.create_session(
+            conn,
+            sid=sid,
+            user_id=user["id"],
+            scope=" ".join(sorted(scopes)),
+            ttl_seconds=svc.settings.refresh_token_ttl,
+        )
+        await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=sid)
+        await audit.record(conn, event="auth.login", actor=user["id"], target=sid, ip=ip)
+    access, claims = svc.tokens.issue(
+        sub=user["id"], client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=sid
+    )
+    svc.metrics.logins.labels("success").inc()
+    return _token_response(access, claims, refresh)
+
+
+async def refresh_grant(svc: Services, form: dict[str, str], ip: str) -> TokenOut:
+    token = form.get("refresh_token", "")
+    if not token:
+        raise OAuthError("invalid_request", "refresh_token is required.")
+    refresh = new_opaque_token()
+    async with svc.db.begin() as conn:
+        outcome = await sessions.use_refresh_token(conn, token_hash=sha256(token))
+        session = outcome.session
+        user = (
+            await user_store.get_user(conn, user_id=session["user_id"]) if session else None
+        )
+        if outcome.status == "reused" and session is not None:
+            await _revoke_session(svc, conn, session["sid"])
+            await audit.record(
+                conn, event="auth.refresh_reuse", actor=session["user_id"], target=session["sid"],
+                ip=ip,
+            )
+        elif outcome.status == "ok" and session is not None and user and not user["disabled"]:
+            scopes = narrow_scope(form.get("scope"), frozenset(session["scope"].split()))
+            scopes &= ROLE_SCOPES[user["role"]]
+            await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=session["sid"])
+            access, claims = svc.tokens.issue(
+                sub=user["id"], client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=session["sid"]
+            )
+            return _token_response(access, claims, refresh)
+    if outcome.status == "reused" and session is not None:
+        await svc.announce()
+        security_event(
+            "auth.refresh_reuse",
+            level=logging.ERROR,
+            reason="refresh_token_reused",
+            principal=session["user_id"],
+            sid=session["sid"],
+        )
+    else:
+        await svc.record_failure(ip, "invalid_refresh")
+    raise OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked.")
+
+
+def _client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str, bool]:
+    """(client_id, secret, used_basic) per RFC 6749 §2.3.1."""
+    in_body = "client_id" in form or "client_secret" in form
+    if authorization and authorization.lower().startswith("basic "):
+        if in_body:
+            raise OAuthError("invalid_request", "Use one client authentication method.")
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+            client_id, _, secret = decoded.partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise OAuthError("invalid_client", "Client authentication failed.", status=401) from None
+        return unquote(client_id), unquote(secret), True
+    return form.get("client_id", ""), form.get("client_secret", ""), False
+
+
+async def client_credentials_grant(
+    svc: Services, form: dict[str, str], authorization: str | None, ip: str
+) -> TokenOut:
+    client_id, secret, basic = _client_credentials(form, authorization)
+    client = None
+    if client_id and len(client_id) <= 64:
+        async with svc.db.begin() as conn:
+            client = await user_store.get_client(conn, client_id=client_id)
+    expected = client["secret_hash"] if client else _DUMMY_SECRET_HASH
+    matches = hmac.compare_digest(expected, sha256(secret))
+    if client is None or not matches or client["disabled"]:
+        svc.metrics.logins.labels("failure").inc()
+        await svc.record_failure(ip, "client_auth_failed")
+        security_event("auth.login_failed", reason="invalid_client", principal=client_id[:64] or None)
+        raise OAuthError(
+            "invalid_client", "Client authentication failed.", status=401 if basic else 400
+        )
+    scopes = narrow_scope(form.get("scope"), frozenset(client["scopes"].split()))
+    access, claims = svc.tokens.issue(
+        sub=client["client_id"], client_id=client["client_id"], scopes=scopes, sid=None
+    )
+    svc.metrics.logins.labels("success").inc()
+    return _token_response(access, claims, None)
+
+
+# Revocation -----------------------------------------------------------------------
+
+
+async def _revoke_session(svc: Services, conn: Any, sid: str) -> None:
+    """Revoke a login session: its refresh tokens (DB) and its access tokens (sid)."""
+    await sessions.revoke_session(conn, sid=sid)
+    until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
+    await svc.signal(conn, kind="sid", value=sid, until=until)
+
+
+async def revoke(svc: Services, token: str, hint: str | None, ip: str) -> None:
+    """RFC 7009: possession of the token is enough; unknown tokens are not an error."""
+    if not token or len(token) > 4096:
+        return
+    if hint != "refresh_token" and token.count(".") == 2:
+        try:
+            principal = svc.tokens.verify(token)
+        except TokenRejected:
+            principal = None
+        if principal is not None:
+            async with svc.db.begin() as conn:
+                await svc.signal(
+                    conn, kind="jti", value=principal.jti, until=principal.exp + LEEWAY_SECONDS
+                )
+                await audit.record(
+                    conn, event="auth.revoked", actor=principal.sub, target="access_token", ip=ip
+                )
+            await svc.announce()
+            return
+    async with svc.db.begin() as conn:
+        session = await sessions.find_refresh_session(conn, token_hash=sha256(token))
+        if session is None:
+            return
+        await _revoke_session(svc, conn, session["sid"])
+        await audit.record(
+            conn, event="auth.revoked", actor=session["user_id"], target="refresh_token", ip=ip
+        )
+    await svc.announce()
+
+
+# Administration -------------------------------------------------------------------
+
+
+async def update_user(
+    svc: Services, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
+) -> dict[str, Any] | None:
+    """Disable/enable or change role; either revokes the user's live sessions, so the
+    change takes effect on the user's next request."""
+    async with svc.db.begin() as conn:
+        before = await user_store.get_user(conn, user_id=user_id)
+        if before is None:
+            return None
+        user = await user_store.update_user(conn, user_id=user_id, changes=changes)
+        if user is None:
+            return None
+        disabled_now = changes.get("disabled") is True and not before["disabled"]
+        role_changed = "role" in changes and changes["role"] != before["role"]
+        if disabled_now or role_changed:
+            for session in await sessions.revoke_user_sessions(conn, user_id=user_id):
+                until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
+                await svc.signal(conn, kind="sid", value=session["sid"], until=until)
+        if disabled_now:
+            await audit.record(conn, event="user.disabled", actor=actor, target=user_id, ip=ip)
+        elif changes.get("disabled") is False and before["disabled"]:
+            await audit.record(conn, event="user.enabled", actor=actor, target=user_id, ip=ip)
+        if role_changed:
+            await audit.record(
+                conn, event="user.role_changed", actor=actor, target=f"{user_id}:{user['role']}",
+                ip=ip,
+            )
+    await svc.announce()
+    return user
+
+
+async def create_client(
+    svc: Services, *, name: str, scopes: list[str], actor: str | None, ip: str | None
+) -> ClientCreated:
+    if not set(scopes) <= ALL_SCOPES:
+        raise ValidationFailed(errors=[{"loc": ["body", "scopes"], "msg": "unknown scope"}])
+    client_id = "c_" + secrets.token_urlsafe(16)
+    secret = secrets.token_urlsafe(32)
+    async with svc.db.begin() as conn:
+        await user_store.create_client(
+            conn, client_id=client_id, name=name, secret_hash=sha256(secret),
+            scopes=" ".join(sorted(set(scopes))),
+        )
+        await audit.record(conn, event="client.created", actor=actor, target=client_id, ip=ip)
+    return ClientCreated(client_id=client_id, name=name, scopes=sorted(set(scopes)),
+                         client_secret=secret)

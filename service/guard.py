@@ -1,0 +1,123 @@
+"""Request hooks: block check → authenticate → rate limit, and the response side
+(RateLimit fields, no-store, abuse counting, security event logs)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart, Response, current_app, g, request
+from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
+
+from .context import request_info
+from .errors import ClientBlocked, TooManyRequests, Unauthorized, InsufficientScope
+from .logging import security_event
+from .security.authn import authenticate
+from .security.ratelimit import Check, Decision, NamedLimit
+from .services import services
+
+_COUNTED = frozenset({401, 403, 404})
+
+
+def limits_for(app: Quart, endpoint: str | None, blueprints: list[str]) -> list[NamedLimit] | None:
+    """The limits declared for an endpoint (route, then its blueprints outwards);
+    None when the route is explicitly exempt or unknown."""
+    view = app.view_functions.get(endpoint) if endpoint else None
+    if view is None or getattr(view, QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, False):
+        return None
+    found: list[NamedLimit] = list(getattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, []))
+    for name in blueprints:
+        found += getattr(app.blueprints.get(name), QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [])
+    unique: dict[tuple[str, int, int], NamedLimit] = {}
+    for limit in found:
+        unique.setdefault((limit.name, limit.count, limit.window), limit)
+    return list(unique.values())
+
+
+async def before_request() -> None:
+    svc = services()
+    info = request_info()
+    ip = request.remote_addr or "unknown"
+    if info is not None and request.url_rule is not None:
+        info.route = request.url_rule.rule
+    on_api = request.path.startswith("/v1/")
+    if on_api and svc.blocks.is_blocked(ip):
+        g.refused_by_block = True
+        raise ClientBlocked()
+    principal, failure = authenticate(request.headers.get("Authorization"), svc.tokens, svc.denylist)
+    g.principal, g.auth_failure = principal, failure
+    if principal is not None and info is not None:
+        info.principal = principal.sub
+    limits = limits_for(current_app, request.endpoint, list(request.blueprints))
+    if not limits:
+        return
+    subject = f"p:{principal.sub}" if principal is not None else f"ip:{ip}"
+    checks = [
+        Check(
+            key=f"{limit.name}:{limit.window}:{subject if limit.key_kind == 'principal' else 'ip:' + ip}",
+            count=limit.count,
+            window=limit.window,
+            name=limit.name,
+        )
+        for limit in limits
+    ]
+    decision = await svc.limiter.check(checks)
+    g.ratelimit = decision
+    if not decision.allowed:
+        policy = decision.rejected_by or "default"
+        svc.metrics.ratelimit_rejections.labels(policy.split("-")[0]).inc()
+        security_event("ratelimit.exceeded", reason=policy, retry_after=decision.retry_after)
+        raise TooManyRequests(decision.retry_after, policy=policy)
+
+
+def ratelimit_headers(decision: Decision) -> dict[str, str]:
+    policies = ", ".join(f'"{n}";q={c};w={w}' for n, c, w, _, _ in decision.states)
+    closest = min(decision.states, key=lambda s: (s[3] / s[1], -s[4]))
+    return {
+        "RateLimit-Policy": policies,
+        "RateLimit": f'"{closest[0]}";r={closest[3]};t={closest[4]}',
+    }
+
+
+async def after_request(response: Response) -> Response:
+    decision: Decision | None = g.get("ratelimit")
+    if decision is not None and decision.states:
+        response.headers.update(ratelimit_headers(decision))
+    if "Authorization" in request.headers or request.path.startswith("/v1/auth/"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Pragma", "no-cache")
+    if (
+        request.path.startswith("/v1/")
+        and response.status_code in _COUNTED
+        and not g.get("refused_by_block", False)
+    ):
+        await services().record_failure(request.remote_addr or "unknown", f"http_{response.status_code}")
+    return response
+
+
+def observe_auth_errors(app: Quart) -> None:
+    """Log and count authentication/authorization failures where they are answered."""
+
+    @app.errorhandler(Unauthorized)
+    async def _unauthorized(error: Unauthorized) -> Any:
+        from .errors import problem_response
+
+        failure = g.get("auth_failure")
+        if failure is not None:
+            services().metrics.auth_failures.labels(failure).inc()
+            security_event("auth.invalid_token", reason=failure)
+        return problem_response(error)
+
+    @app.errorhandler(InsufficientScope)
+    async def _insufficient(error: InsufficientScope) -> Any:
+        from .errors import problem_response
+
+        security_event("authz.denied", reason="insufficient_scope", detail=error.detail)
+        return problem_response(error)
+
+    @app.errorhandler(ClientBlocked)
+    async def _blocked(error: ClientBlocked) -> Any:
+        from .errors import problem_response
+
+        logging.getLogger("portcullis.security").debug("client.refused")
+        return problem_response(error)

@@ -1,0 +1,155 @@
+"""Structured JSON logging: one object per line on stdout, secrets redacted.
+
+structlog renders both its own events and the standard library's records (Hypercorn,
+SQLAlchemy, ...) through the same processor chain, so every line has the same shape:
+`ts` (RFC 3339 UTC), `level`, `event`, and `request_id` inside a request. JSON
+encoding escapes control characters, so a value can never forge a second line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from .context import request_info
+
+REDACTED = "[REDACTED]"
+_SECRET_KEYS = re.compile(
+    r"pass(word)?|secret|token|authorization|cookie|api[_-]?key|credential|private|"
+    r"assertion|signature",
+    re.IGNORECASE,
+)
+# Values that look like secrets wherever they appear: JWTs, bearer/basic credentials,
+# passwords inside URLs.
+_SECRET_VALUES = (
+    (re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
+    (re.compile(r"(://[^:/@\s]*:)[^@\s]*@"), r"\1" + REDACTED + "@"),
+    (re.compile(r"(?i)((?:password|client_secret|refresh_token|token)=)[^&\s]*"), r"\1" + REDACTED),
+)
+_SAFE_KEYS = frozenset({"event", "reason", "token_type_hint", "grant_type"})
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        for pattern, replacement in _SECRET_VALUES:
+            value = pattern.sub(replacement, value)
+        return value
+    if depth > 6:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                REDACTED
+                if isinstance(key, str) and key not in _SAFE_KEYS and _SECRET_KEYS.search(key)
+                else redact_value(item, depth + 1)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_value(item, depth + 1) for item in value]
+    return value
+
+
+def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: hide secret-named fields and secret-looking values."""
+    return redact_value(event_dict)  # type: ignore[no-any-return]
+
+
+def add_request_id(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    info = request_info()
+    if info is not None:
+        event_dict.setdefault("request_id", info.request_id)
+    return event_dict
+
+
+def _level_upper(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    event_dict["level"] = str(event_dict.get("level", "info")).upper()
+    return event_dict
+
+
+def _stdlib_message(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    if isinstance(record, logging.LogRecord):
+        event_dict.setdefault("logger", record.name)
+    return event_dict
+
+
+_shared: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+    add_request_id,
+]
+
+
+def _final(pre: list[Processor]) -> list[Processor]:
+    return [
+        *pre,
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        _level_upper,
+        structlog.processors.format_exc_info,
+        redact,
+        structlog.processors.JSONRenderer(ensure_ascii=False, sort_keys=False),
+    ]
+
+
+class JsonFormatter(structlog.stdlib.ProcessorFormatter):
+    """`logging.Formatter` that renders any record as one JSON line (for Hypercorn)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(
+            processors=_final([_stdlib_message]),
+            foreign_pre_chain=[*_shared, structlog.stdlib.ExtraAdder()],
+        )
+
+
+def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+    """Route structlog and the standard library through one JSON handler on stdout."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_portcullis", False):
+            root.removeHandler(existing)
+    handler._portcullis = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("hypercorn.error", "hypercorn.access"):
+        hlog = logging.getLogger(name)
+        hlog.handlers = []
+        hlog.propagate = True
+    structlog.configure(
+        processors=[
+            *_shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str = "portcullis") -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger
+
+
+def security_event(
+    event: str, *, level: int = logging.WARNING, reason: str, **fields: Any
+) -> None:
+    """Log a security event with the request's client IP and principal (when known)."""
+    info = request_info()
+    payload: MutableMapping[str, Any] = {"reason": reason}
+    if info is not None:
+        payload["client_ip"] = info.client_ip
+        if info.principal is not None:
+            payload.setdefault("principal", info.principal)
+    payload.update(fields)
+    get_logger("portcullis.security").log(level, event, **payload)

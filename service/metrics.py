@@ -1,0 +1,131 @@
+"""Prometheus metrics, aggregated over every Hypercorn worker process.
+
+Hypercorn runs each worker as a spawned child of one master process. Every worker
+writes its samples to `<data_dir>/metrics/<master pid>/` (prometheus-client's
+multiprocess mode), so a scrape served by any worker sums all of them. A new master
+starts with an empty folder and removes the folders of masters that are gone, so no
+stale file survives a restart. `PROMETHEUS_MULTIPROC_DIR`, when the operator sets it,
+wins (the operator then owns its clean-up).
+
+`prepare_multiprocess_dir` must run before `prometheus_client` is imported anywhere;
+`service.asgi` calls it first thing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
+    """Choose and prepare the shared metrics folder of this server process group."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV])
+    parent = multiprocessing.parent_process()
+    group = parent.pid if parent is not None and parent.pid is not None else os.getpid()
+    base = (data_dir / "metrics").resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.iterdir():
+        if old.is_dir() and old.name.isdigit() and int(old.name) != group and not _alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = base / str(group)
+    folder.mkdir(exist_ok=True)
+    os.environ[ENV] = str(folder)
+    return folder
+
+
+class Metrics:
+    """The service's metrics; one instance per app (its own registry in tests)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.multiprocess = bool(os.environ.get(ENV))
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg: Any = None if self.multiprocess else self.registry
+        self.requests = Counter(
+            "portcullis_http_requests_total",
+            "Completed HTTP requests.",
+            ["method", "route", "status"],
+            registry=reg,
+        )
+        self.duration = Histogram(
+            "portcullis_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "portcullis_http_requests_in_flight",
+            "HTTP requests being served now.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.auth_failures = Counter(
+            "portcullis_auth_failures_total",
+            "Rejected bearer tokens, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.logins = Counter(
+            "portcullis_logins_total",
+            "Token endpoint authentications, by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
+        self.ratelimit_rejections = Counter(
+            "portcullis_ratelimit_rejections_total",
+            "Requests refused by a rate limit, by policy.",
+            ["policy"],
+            registry=reg,
+        )
+        self.client_blocks = Counter(
+            "portcullis_client_blocks_total",
+            "Client addresses blocked automatically.",
+            registry=reg,
+        )
+        self.dependency_up = Gauge(
+            "portcullis_dependency_up",
+            "1 when the dependency answered its last check.",
+            ["dependency"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.duration.labels(method, route).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def process_exit(self) -> None:
+        """Drop this worker's live gauges from the aggregate."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())

@@ -1,0 +1,230 @@
+"""Small single-purpose ASGI middlewares (each: `__init__` + `async __call__`).
+
+Order, outermost first (see `service.asgi` and `service.app.create_app`):
+TrustedProxy → HTTPSRedirect → RequestContext → InflightLimit → BodyLimit → Quart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .context import RequestInfo, current_request
+from .errors import PROBLEM_JSON, problem_body
+from .logging import get_logger
+from .metrics import Metrics
+from .security.headers import security_headers
+from .security.proxies import ProxyResolver
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+access_log = get_logger("portcullis.access")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def send_problem(
+    send: Send, status: int, *, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = problem_body(status, detail=detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class TrustedProxyMiddleware:
+    """Replace the client address with the one a trusted proxy reports; else ignore
+    every forwarding header (X-Forwarded-For, X-Real-IP, Forwarded)."""
+
+    def __init__(self, app: ASGIApp, resolver: ProxyResolver) -> None:
+        self.app = app
+        self.resolver = resolver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            peer = scope.get("client") or ("", 0)
+            client_ip, scheme = self.resolver.resolve(
+                peer[0], scope.get("headers", ()), scope.get("scheme", "http")
+            )
+            scope = dict(scope)
+            scope["client"] = (client_ip, peer[1])
+            scope["scheme"] = scheme
+        await self.app(scope, receive, send)
+
+
+class HTTPSRedirectMiddleware:
+    """On the plain-http port answer every request with 308 to the issuer's origin."""
+
+    def __init__(self, app: ASGIApp, issuer: str) -> None:
+        self.app = app
+        parts = urlsplit(issuer)
+        self.origin = f"https://{parts.netloc}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("scheme") == "http":
+            path = scope.get("raw_path") or scope["path"].encode()
+            location = self.origin.encode() + bytes(path)
+            if scope.get("query_string"):
+                location += b"?" + bytes(scope["query_string"])
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 308,
+                    "headers": [(b"location", location), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self.app(scope, receive, send)
+
+
+class RequestContextMiddleware:
+    """Request id, security headers, access log line and request metrics, for every
+    response including those made by the middlewares below it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        info = RequestInfo(
+            request_id=request_id,
+            client_ip=(scope.get("client") or ("unknown", 0))[0],
+            method=scope["method"],
+            path=scope["path"],
+        )
+        token = current_request.set(info)
+        https = scope.get("scheme") == "https"
+        started = time.perf_counter()
+        self.metrics.in_flight.inc()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                info.status = message["status"]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", ())
+                    if k.lower() not in (b"server", b"x-request-id")
+                ]
+                present = {k.lower() for k, _ in headers}
+                for name, value in security_headers(https):
+                    if name not in present:
+                        headers.append((name, value))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = dict(message)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:  # the app's own handlers answer first; this is the last net
+            access_log.exception("unhandled exception in ASGI app")
+            if info.status == 0:
+                await send_problem(send_wrapper, 500, detail="An unexpected error occurred.")
+            else:
+                raise
+        finally:
+            duration = time.perf_counter() - started
+            self.metrics.in_flight.dec()
+            route = info.route or ("<probe>" if scope["path"] in _PROBES else "<unmatched>")
+            self.metrics.observe_request(info.method, route, info.status or 500, duration)
+            access_log.info(
+                "http.request",
+                method=info.method,
+                path=info.path,
+                route=info.route,
+                status=info.status,
+                duration_ms=round(duration * 1000, 3),
+                client_ip=info.client_ip,
+                principal=info.principal,
+                **info.extra,
+            )
+            current_request.reset(token)
+
+
+class InflightLimitMiddleware:
+    """At most `limit` requests in the app; a request waits `wait` seconds for a slot,
+    then gets 503. Probes bypass the cap so they are never starved."""
+
+    def __init__(self, app: ASGIApp, limit: int, wait: float) -> None:
+        self.app = app
+        self.limit = limit
+        self.wait = wait
+        self._slots: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _PROBES:
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:  # created lazily inside the serving event loop
+            self._slots = asyncio.Semaphore(self.limit)
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.wait)
+        except TimeoutError:
+            await send_problem(
+                send,
+                503,
+                detail="The server is overloaded; retry shortly.",
+                headers=[(b"retry-after", b"1")],
+            )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
+
+
+class BodyLimitMiddleware:
+    """Refuse a declared Content-Length over the limit before reading any of it.
+    (Quart's MAX_CONTENT_LENGTH stops chunked bodies while they stream in.)"""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = _header(scope, b"content-length")
+            if length is not None:
+                if not length.isdigit():
+                    await send_problem(send, 400, detail="Invalid Content-Length.")
+                    return
+                if int(length) > self.max_bytes:
+                    await send_problem(
+                        send,
+                        413,
+                        detail=f"The request body exceeds {self.max_bytes} bytes.",
+                        headers=[(b"connection", b"close")],
+                    )
+                    return
+        await self.app(scope, receive, send)

@@ -1,0 +1,1 @@
+"""Pydantic request/response models (Create / Update / Public split per resource)."""

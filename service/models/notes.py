@@ -1,0 +1,57 @@
+"""Notes: Create / Update / Public. `id`, owner, `version` and timestamps are never
+writable: they are not fields of the input models, and unknown fields are rejected."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from .common import CleanText, Out, PageQuery, StrictIn
+
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[list[Tag], Field(max_length=10), AfterValidator(_unique_tags)]
+
+
+class NoteCreate(StrictIn):
+    title: CleanText = Field(min_length=1, max_length=200)
+    body: CleanText = Field(default="", max_length=10000)
+    tags: Tags = []
+
+
+class NoteUpdate(StrictIn):
+    title: CleanText | None = Field(default=None, min_length=1, max_length=200)
+    body: CleanText | None = Field(default=None, max_length=10000)
+    tags: Tags | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> NoteUpdate:
+        if not self.model_fields_set:
+            raise ValueError("at least one of title, body, tags is required")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class NotePublic(Out):
+    id: str
+    title: str
+    body: str
+    tags: list[str]
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class NoteQuery(PageQuery):
+    tag: Tag | None = None

@@ -1,0 +1,72 @@
+"""Users, clients and the token endpoint's answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from .common import CleanText, Out, StrictIn
+
+Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{3,32}$")]
+Role = Literal["user", "admin"]
+Scope = Literal["notes:read", "notes:write", "admin"]
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "user": frozenset({"notes:read", "notes:write"}),
+    "admin": frozenset({"notes:read", "notes:write", "admin"}),
+}
+ALL_SCOPES = ROLE_SCOPES["admin"]
+
+
+class RegisterIn(StrictIn):
+    username: Username
+    password: CleanText = Field(min_length=1, max_length=1024)
+
+
+class UserPublic(Out):
+    id: str
+    username: str
+    role: Role
+    disabled: bool
+    created_at: str
+
+
+class ClientPublic(Out):
+    client_id: str
+    name: str
+    scopes: list[str]
+
+
+class UserPatch(StrictIn):
+    disabled: bool | None = None
+    role: Role | None = None
+
+    def changes(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
+
+
+class ClientCreate(StrictIn):
+    name: CleanText = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+
+    @field_validator("scopes")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("scopes must be unique")
+        return value
+
+
+class ClientCreated(Out):
+    client_id: str
+    name: str
+    scopes: list[str]
+    client_secret: str
+
+
+class TokenOut(Out):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None

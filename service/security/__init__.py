@@ -1,0 +1,1 @@
+"""Security building blocks: tokens, passwords, authentication, limits, CORS, headers."""

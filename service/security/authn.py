@@ -1,0 +1,86 @@
+"""Bearer authentication and per-route authorization decisions (deny by default).
+
+`authenticate` turns the `Authorization` header into a Principal or a failure reason
+without any I/O. Every route declares its decision with `public`, `require_token` or
+`require_scope`; the policy test fails for a route without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from quart import g
+
+from ..errors import InsufficientScope, Unauthorized
+from .denylist import Denylist
+from .tokens import Principal, TokenRejected, TokenService
+
+AUTH_ATTRIBUTE = "_portcullis_auth"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def authenticate(
+    header: str | None, tokens: TokenService, denylist: Denylist
+) -> tuple[Principal | None, str | None]:
+    """(principal, None), (None, reason) for a bad token, or (None, None) for none."""
+    if not header:
+        return None, None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None, None  # another scheme is not a bearer token at all
+    credentials = credentials.strip()
+    if not credentials:
+        return None, "malformed"
+    try:
+        principal = tokens.verify(credentials)
+    except TokenRejected as exc:
+        return None, exc.reason
+    if denylist.is_revoked(principal):
+        return None, "revoked"
+    return principal, None
+
+
+def current_principal() -> Principal:
+    principal: Principal | None = g.get("principal")
+    if principal is None:  # pragma: no cover - guarded by require_* decorators
+        raise Unauthorized()
+    return principal
+
+
+def _check(scope: str | None) -> Principal:
+    failure: str | None = g.get("auth_failure")
+    if failure is not None:
+        raise Unauthorized("The bearer token is invalid, expired or revoked.", error="invalid_token")
+    principal: Principal | None = g.get("principal")
+    if principal is None:
+        raise Unauthorized()
+    if scope is not None and scope not in principal.scopes:
+        raise InsufficientScope(scope)
+    return principal
+
+
+def require_scope(scope: str | None) -> Callable[[F], F]:
+    """Allow only a valid token carrying `scope` (any valid token when None)."""
+
+    def decorator(func: F) -> F:
+        @wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _check(scope)
+            return await func(*args, **kwargs)
+
+        setattr(wrapper, AUTH_ATTRIBUTE, f"scope:{scope}" if scope else "token")
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def require_token(func: F) -> F:
+    return require_scope(None)(func)
+
+
+def public(func: F) -> F:
+    """Explicitly open to anyone."""
+    setattr(func, AUTH_ATTRIBUTE, "public")
+    return func

@@ -1,0 +1,149 @@
+"""Signing keys: an RFC 7517 JWK Set file of private keys; the last key is current.
+
+The file is created on first start (mode 0600) without a race when several workers
+start at once: each writes a private temporary file and `os.link`s it into place,
+which fails for all but the first. `rotate` appends a new key under an exclusive
+`flock` and replaces the file atomically; retired keys stay (public in the JWKS) until
+every token they signed has expired. Running processes notice the new file by its
+modification time and switch within `RELOAD_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from joserfc.jwk import ECKey, KeySet
+
+ALGORITHM = "ES256"
+ALGORITHMS = (ALGORITHM,)
+RELOAD_SECONDS = 10.0
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def new_key() -> dict[str, Any]:
+    key = ECKey.generate_key("P-256", private=True)
+    data: dict[str, Any] = key.as_dict(private=True)
+    data.update(kid=secrets.token_urlsafe(12), alg=ALGORITHM, use="sig", iat=int(time.time()))
+    return data
+
+
+def _write_private(path: Path, document: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return tmp
+
+
+def ensure_keys_file(path: Path) -> None:
+    """Create the key file with one key unless it exists (race-free across processes)."""
+    if path.exists():
+        return
+    tmp = _write_private(path, {"keys": [new_key()]})
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process won; use its key
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def public_jwk(key: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in key.items()
+        if k not in _PRIVATE_MEMBERS and k not in ("iat", "retired")
+    }
+
+
+def read_keys(path: Path) -> list[dict[str, Any]]:
+    with path.open() as handle:
+        document = json.load(handle)
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ValueError(f"{path}: no keys in the JWK Set")
+    for key in keys:
+        if not isinstance(key, dict) or not key.get("kid") or key.get("use", "sig") != "sig":
+            raise ValueError(f"{path}: every key needs a kid and use 'sig'")
+        if key.get("alg") not in ALGORITHMS:
+            raise ValueError(f"{path}: key {key.get('kid')} has an unsupported alg")
+    return keys
+
+
+def rotate(path: Path, *, max_token_ttl: int) -> dict[str, Any]:
+    """Add a new current key; drop retired keys whose tokens have all expired."""
+    ensure_keys_file(path)
+    lock_path = path.with_name(path.name + ".lock")
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        keys = read_keys(path)
+        now = int(time.time())
+        if keys:
+            keys[-1].setdefault("retired", now)
+        keep = [k for k in keys if now - int(k.get("retired", now)) <= max_token_ttl + 120]
+        key = new_key()
+        tmp = _write_private(path, {"keys": [*keep, key]})
+        os.replace(tmp, path)
+    return key
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """One immutable snapshot of the key file: swap the whole object to reload."""
+
+    current: ECKey
+    current_kid: str
+    verify_set: KeySet
+    public_jwks: dict[str, Any]
+    kids: frozenset[str]
+    mtime_ns: int
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        mtime = path.stat().st_mtime_ns
+        keys = read_keys(path)
+        current_data = keys[-1]
+        current = ECKey.import_key(
+            {k: v for k, v in current_data.items() if k not in ("iat", "retired")}
+        )
+        publics = [public_jwk(k) for k in keys]
+        return cls(
+            current=current,
+            current_kid=str(current_data["kid"]),
+            verify_set=KeySet.import_key_set({"keys": publics}),  # type: ignore[arg-type]
+            public_jwks={"keys": publics},
+            kids=frozenset(str(k["kid"]) for k in publics),
+            mtime_ns=mtime,
+        )
+
+
+class KeyManager:
+    """Holds the current KeyRing and reloads it when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        ensure_keys_file(path)
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+        self.ring = KeyRing.load(path)
+
+    def maybe_reload(self) -> bool:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError:
+            return False
+        if mtime == self.ring.mtime_ns:
+            return False
+        self.ring = KeyRing.load(self.path)
+        return True

@@ -1,0 +1,183 @@
+"""RFC 9068 JWT access tokens: issued here, validated with Authlib's RFC 9068 validator.
+
+Validation is pure CPU (no I/O): keys come from the in-memory KeyRing, revocations
+from the in-memory denylist. Authlib's validator is adapted so that it
+- accepts only our algorithm list (it would otherwise accept any joserfc default);
+- requires `typ: at+jwt` (Authlib accepts a missing `typ`);
+- requires a `kid` naming one of our keys, and never takes a key from the token
+  (`jku`, `x5u`, `jwk`, `x5c` are never consulted: the key set is ours);
+- checks `exp`/`nbf`/`iat` with a small leeway;
+- rejects oversized or malformed tokens before any cryptography.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
+from authlib.oauth2.rfc9068.claims import JWTAccessTokenClaims
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from .keys import ALGORITHM, ALGORITHMS, KeyManager
+
+LEEWAY_SECONDS = 60
+MAX_TOKEN_BYTES = 4096
+_JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_TYP = frozenset({"at+jwt", "application/at+jwt"})
+
+
+class TokenRejected(Exception):
+    """The bearer token is not acceptable; `reason` is a stable code for logs/metrics."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    client_id: str
+    scopes: frozenset[str]
+    jti: str
+    exp: int
+    sid: str | None
+
+    @property
+    def is_client(self) -> bool:
+        return self.sid is None
+
+
+class _Validator(JWTBearerTokenValidator):  # type: ignore[misc]
+    """Authlib's RFC 9068 validator with our key set and algorithm allow-list."""
+
+    def __init__(self, keys: KeyManager, issuer: str, audience: str) -> None:
+        super().__init__(issuer=issuer, resource_server=audience, realm="portcullis")
+        self.keys = keys
+
+    def get_jwks(self) -> Any:
+        return self.keys.ring.verify_set
+
+    def authenticate_token(self, token_string: str) -> JWTAccessTokenClaims:
+        claims_options = {
+            "iss": {"essential": True, "validate": self.validate_iss},
+            "exp": {"essential": True},
+            "aud": {"essential": True, "value": self.resource_server},
+            "sub": {"essential": True},
+            "client_id": {"essential": True},
+            "iat": {"essential": True},
+            "jti": {"essential": True},
+            "scope": {"essential": True},
+        }
+        token = jwt.decode(token_string, key=self.get_jwks(), algorithms=list(ALGORITHMS))
+        return JWTAccessTokenClaims(token.claims, token.header, claims_options)
+
+
+class TokenService:
+    def __init__(
+        self, keys: KeyManager, *, issuer: str, audience: str, access_ttl: int
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl = access_ttl
+        self._validator = _Validator(keys, issuer, audience)
+
+    def issue(
+        self, *, sub: str, client_id: str, scopes: frozenset[str], sid: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": sub,
+            "client_id": client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.access_ttl,
+            "jti": uuid.uuid4().hex,
+            "scope": " ".join(sorted(scopes)),
+        }
+        if sid is not None:
+            claims["sid"] = sid
+        ring = self.keys.ring
+        header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": ring.current_kid}
+        token = jwt.encode(header, claims, ring.current, algorithms=list(ALGORITHMS))
+        return token, claims
+
+    def verify(self, token: str) -> Principal:
+        """Validate a bearer token; raise TokenRejected with a reason code."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenRejected("oversized")
+        if not _JWS_COMPACT.fullmatch(token):
+            raise TokenRejected("malformed")
+        self._check_header(_header(token))
+        try:
+            claims = self._validator.authenticate_token(token)
+            self._check_header(dict(claims.header))
+            claims.validate(now=int(time.time()), leeway=LEEWAY_SECONDS)
+        except TokenRejected:
+            raise
+        except JoseError as exc:
+            raise TokenRejected(_reason(exc)) from None
+        except (ValueError, TypeError, KeyError):
+            raise TokenRejected("malformed") from None
+        scope = claims.get("scope")
+        sid = claims.get("sid")
+        if not isinstance(scope, str) or (sid is not None and not isinstance(sid, str)):
+            raise TokenRejected("invalid_claim")
+        return Principal(
+            sub=str(claims["sub"]),
+            client_id=str(claims["client_id"]),
+            scopes=frozenset(scope.split()),
+            jti=str(claims["jti"]),
+            exp=int(claims["exp"]),
+            sid=sid,
+        )
+
+    def _check_header(self, header: dict[str, Any]) -> None:
+        if header.get("alg") not in ALGORITHMS:
+            raise TokenRejected("bad_algorithm")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _TYP:
+            raise TokenRejected("bad_type")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or kid not in self.keys.ring.kids:
+            raise TokenRejected("unknown_key")
+
+
+def _header(token: str) -> dict[str, Any]:
+    segment = token.split(".", 1)[0]
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise TokenRejected("malformed") from None
+    if not isinstance(header, dict):
+        raise TokenRejected("malformed")
+    return header
+
+
+def _reason(exc: JoseError) -> str:
+    name = type(exc).__name__
+    if name == "ExpiredTokenError":
+        return "expired"
+    if name in ("InvalidTokenError",) and "nbf" in str(exc):
+        return "not_yet_valid"
+    if name in ("BadSignatureError",):
+        return "bad_signature"
+    if name in ("MissingClaimError", "InvalidClaimError", "InvalidTokenError"):
+        return "invalid_claim"
+    return "invalid"
+
+
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,265 @@
+"""The per-app service container and its background upkeep.
+
+One `Services` per app (no module globals): settings, database, keys, tokens, password
+hasher, limiter, denylist, blocks, metrics, Redis. `start` runs in `before_serving`,
+`stop` in `after_serving`. Background upkeep, never on a request's path:
+- replay new rows of the signals table (revocations, blocks) every 0.5 s, and at once
+  when Redis announces one (pub/sub), so every process and replica enforces them;
+- reload the signing key file when it changes (within `RELOAD_SECONDS`);
+- retry the start-up migration while the database is down; purge expired state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from quart import current_app
+
+from .config import Settings
+from .logging import get_logger, security_event
+from .metrics import Metrics
+from .security.blocking import BlockList, FailureCounter
+from .security.denylist import Denylist
+from .security.keys import RELOAD_SECONDS, KeyManager
+from .security.passwords import PasswordService
+from .security.ratelimit import Limiter, RedisEngine
+from .security.tokens import TokenService
+from .store import audit, idempotency, migrations
+from .store import signals as signal_store
+from .store.db import Database, now_us
+
+log = get_logger("portcullis.services")
+EXTENSION = "portcullis"
+SIGNAL_CHANNEL = "portcullis:signals"
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class Readiness:
+    database: str = "unknown"
+    redis: str = "disabled"
+    checked: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Services:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.db = Database(settings.database_dsn, pool_size=settings.database_pool_size)
+        self.keys = KeyManager(settings.keys_file)
+        self.tokens = TokenService(
+            self.keys,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            access_ttl=settings.access_token_ttl,
+        )
+        self.passwords = PasswordService(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+        )
+        self.redis: Any = None
+        if settings.redis_dsn:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.from_url(
+                settings.redis_dsn,
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+                health_check_interval=5,
+                retry_on_timeout=False,
+            )
+        self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
+        self.denylist = Denylist()
+        self.blocks = BlockList()
+        self.failures = FailureCounter(
+            self.limiter, settings.limits("block"), settings.block_exempt
+        )
+        self.readiness = Readiness(redis="unknown" if self.redis is not None else "disabled")
+        self._last_signal = 0
+        self._migrated = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+
+    # Life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._try_migrate()
+        with contextlib.suppress(Exception):
+            await self.poll_signals()
+        self._tasks = [
+            asyncio.create_task(self._signal_loop(), name="portcullis-signals"),
+            asyncio.create_task(self._upkeep_loop(), name="portcullis-upkeep"),
+        ]
+        if self.redis is not None:
+            self._tasks.append(asyncio.create_task(self._subscribe_loop(), name="portcullis-sub"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+        await self.db.close()
+        self.passwords.close()
+        self.metrics.process_exit()
+
+    async def _try_migrate(self) -> None:
+        try:
+            await migrations.migrate(self.db)
+        except Exception as exc:
+            log.error("database.migrate_failed", reason=type(exc).__name__, level="error")
+        else:
+            self._migrated = True
+
+    # Signals --------------------------------------------------------------------
+
+    async def signal(self, conn: Any, *, kind: str, value: str, until: float, data: str = "") -> None:
+        """Record a signal in the caller's transaction and apply it here at once."""
+        await signal_store.add_signal(
+            conn, kind=kind, value=value, expires_us=int(until * 1_000_000), data=data or None
+        )
+        self._apply(kind, value, until, data)
+
+    async def announce(self) -> None:
+        """After commit: wake the other processes now rather than at their next poll."""
+        if self.redis is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.redis.publish(SIGNAL_CHANNEL, b"1")
+
+    def _apply(self, kind: str, value: str, until: float, data: str | None) -> None:
+        if kind == "jti":
+            self.denylist.revoke_jti(value, until)
+        elif kind == "sid":
+            self.denylist.revoke_sid(value, until)
+        elif kind == "block":
+            self.blocks.add(value, until, data or "abuse")
+        elif kind == "unblock":
+            self.blocks.remove(value)
+
+    async def poll_signals(self) -> None:
+        async with self.db.begin() as conn:
+            rows = await signal_store.signals_after(conn, after_id=self._last_signal)
+        for row in rows:
+            self._apply(row["kind"], row["value"], row["expires_us"] / 1_000_000, row["data"])
+            self._last_signal = max(self._last_signal, int(row["id"]))
+
+    async def _signal_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            self._wake.clear()
+            try:
+                if not self._migrated:
+                    await self._try_migrate()
+                await self.poll_signals()
+            except Exception as exc:  # database down: keep serving, retry next tick
+                log.debug("signals.poll_failed", reason=type(exc).__name__)
+
+    async def _subscribe_loop(self) -> None:
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(SIGNAL_CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)
+
+    async def _upkeep_loop(self) -> None:
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(min(RELOAD_SECONDS, 5.0))
+            try:
+                if self.keys.maybe_reload():
+                    log.info("keys.reloaded", kid=self.keys.ring.current_kid)
+            except Exception as exc:
+                log.error("keys.reload_failed", reason=type(exc).__name__)
+            if time.monotonic() - last_purge > 60:
+                last_purge = time.monotonic()
+                self.denylist.purge()
+                self.blocks.purge()
+                with contextlib.suppress(Exception):
+                    async with self.db.begin() as conn:
+                        await signal_store.purge_expired(conn)
+                        await idempotency.purge_expired(conn)
+
+    # Readiness ------------------------------------------------------------------
+
+    async def check_ready(self) -> Readiness:
+        async def database() -> str:
+            try:
+                await asyncio.wait_for(self.db.ping(), timeout=2.0)
+            except Exception:
+                return "unavailable"
+            return "ok"
+
+        async def redis() -> str:
+            if self.redis is None:
+                return "disabled"
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=1.0)
+            except Exception:
+                return "unavailable"
+            return "ok"
+
+        db_state, redis_state = await asyncio.gather(database(), redis())
+        self.readiness = Readiness(database=db_state, redis=redis_state, checked=time.time())
+        self.metrics.dependency_up.labels("database").set(1 if db_state == "ok" else 0)
+        if self.redis is not None:
+            self.metrics.dependency_up.labels("redis").set(1 if redis_state == "ok" else 0)
+        return self.readiness
+
+    # Abuse ----------------------------------------------------------------------
+
+    async def record_failure(self, ip: str, reason: str) -> None:
+        """Count a failure for `ip`; block it when it crosses the threshold."""
+        if not await self.failures.failed(ip):
+            return
+        try:
+            async with self.db.begin() as conn:
+                block = await signal_store.start_block(
+                    conn, ip=ip, reason=reason, base_seconds=self.settings.block_seconds
+                )
+                if block is None:
+                    return  # already blocked (by this or another process)
+                until = block["until_us"] / 1_000_000
+                await self.signal(conn, kind="block", value=ip, until=until, data=reason)
+                await audit.record(conn, event="client.blocked", actor=None, target=ip, ip=ip)
+        except Exception as exc:
+            log.error("client.block_failed", reason=type(exc).__name__)
+            return
+        await self.announce()
+        self.metrics.client_blocks.inc()
+        security_event(
+            "client.blocked",
+            level=logging.ERROR,
+            reason=reason,
+            client_ip=ip,
+            seconds=block["seconds"],
+            until=json.dumps(until),
+        )
+
+
+def services() -> Services:
+    svc: Services = current_app.extensions[EXTENSION]
+    return svc
+
+
+def now() -> float:
+    return now_us() / 1_000_000

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables and async query functions. Knows nothing of HTTP."""

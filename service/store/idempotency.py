@@ -1,0 +1,57 @@
+"""Idempotency records, written in the same transaction as the resource they answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .db import now_us
+from .tables import idempotency
+
+KEEP_US = 24 * 3600 * 1_000_000
+
+
+async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(
+            select(idempotency).where(
+                idempotency.c.owner_id == owner_id,
+                idempotency.c.key == key,
+                idempotency.c.created_us > now_us() - KEEP_US,
+            )
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+async def save_record(
+    conn: AsyncConnection,
+    *,
+    owner_id: str,
+    key: str,
+    request_hash: str,
+    status: int,
+    body: str,
+    location: str | None,
+) -> None:
+    # An expired record with the same key may still be there: replace it.
+    await conn.execute(
+        delete(idempotency).where(idempotency.c.owner_id == owner_id, idempotency.c.key == key)
+    )
+    await conn.execute(
+        idempotency.insert().values(
+            owner_id=owner_id,
+            key=key,
+            request_hash=request_hash,
+            status=status,
+            body=body,
+            location=location,
+            created_us=now_us(),
+        )
+    )
+
+
+async def purge_expired(conn: AsyncConnection) -> None:
+    await conn.execute(delete(idempotency).where(idempotency.c.created_us <= now_us() - KEEP_US))

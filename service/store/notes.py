@@ -1,0 +1,137 @@
+"""Notes. The owner is a keyword argument of every function and part of every query,
+so a forgotten ownership check cannot happen."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .db import now_us
+from .tables import note_tags, notes
+
+
+def _note(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    data["tags"] = json.loads(data["tags"])
+    return data
+
+
+async def _set_tags(
+    conn: AsyncConnection, *, note_id: str, owner_id: str, tags: list[str], created_us: int
+) -> None:
+    await conn.execute(delete(note_tags).where(note_tags.c.note_id == note_id))
+    if tags:
+        await conn.execute(
+            note_tags.insert(),
+            [
+                {"note_id": note_id, "owner_id": owner_id, "tag": t, "created_us": created_us}
+                for t in dict.fromkeys(tags)
+            ],
+        )
+
+
+async def create_note(
+    conn: AsyncConnection, *, owner_id: str, title: str, body: str, tags: list[str]
+) -> dict[str, Any]:
+    now = now_us()
+    values = {
+        "id": str(uuid.uuid4()),
+        "owner_id": owner_id,
+        "title": title,
+        "body": body,
+        "tags": json.dumps(tags),
+        "created_us": now,
+        "updated_us": now,
+        "version": 1,
+    }
+    await conn.execute(notes.insert().values(**values))
+    await _set_tags(conn, note_id=values["id"], owner_id=owner_id, tags=tags, created_us=now)
+    return values | {"tags": tags}
+
+
+async def get_note(conn: AsyncConnection, *, note_id: str, owner_id: str) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(
+            select(notes).where(notes.c.id == note_id, notes.c.owner_id == owner_id)
+        )
+    ).first()
+    return _note(row) if row else None
+
+
+async def list_notes(
+    conn: AsyncConnection,
+    *,
+    owner_id: str,
+    limit: int,
+    after: tuple[int, str] | None,
+    tag: str | None,
+) -> list[dict[str, Any]]:
+    """Newest first; keyset pagination on (created_us, id): the cost of a page does not
+    depend on its depth, and concurrent inserts never shift later pages."""
+    if tag is None:
+        created, ident = notes.c.created_us, notes.c.id
+        query = select(notes).where(notes.c.owner_id == owner_id)
+    else:
+        created, ident = note_tags.c.created_us, note_tags.c.note_id
+        query = (
+            select(notes)
+            .join(note_tags, note_tags.c.note_id == notes.c.id)
+            .where(note_tags.c.owner_id == owner_id, note_tags.c.tag == tag)
+        )
+    if after is not None:
+        after_created, after_id = after
+        query = query.where(
+            (created < after_created) | ((created == after_created) & (ident < after_id))
+        )
+    query = query.order_by(created.desc(), ident.desc()).limit(limit)
+    return [_note(row) for row in await conn.execute(query)]
+
+
+async def update_note(
+    conn: AsyncConnection,
+    *,
+    note_id: str,
+    owner_id: str,
+    expected_version: int,
+    changes: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Apply `changes` only if the note is still at `expected_version` (else None)."""
+    values = dict(changes)
+    if "tags" in values:
+        values["tags"] = json.dumps(values["tags"])
+    result = await conn.execute(
+        update(notes)
+        .where(
+            notes.c.id == note_id,
+            notes.c.owner_id == owner_id,
+            notes.c.version == expected_version,
+        )
+        .values(**values, updated_us=now_us(), version=notes.c.version + 1)
+    )
+    if result.rowcount != 1:
+        return None
+    note = await get_note(conn, note_id=note_id, owner_id=owner_id)
+    if note is not None and "tags" in changes:
+        await _set_tags(
+            conn,
+            note_id=note_id,
+            owner_id=owner_id,
+            tags=changes["tags"],
+            created_us=note["created_us"],
+        )
+    return note
+
+
+async def delete_note(
+    conn: AsyncConnection, *, note_id: str, owner_id: str, expected_version: int | None
+) -> bool:
+    query = delete(notes).where(notes.c.id == note_id, notes.c.owner_id == owner_id)
+    if expected_version is not None:
+        query = query.where(notes.c.version == expected_version)
+    # note_tags rows go with the note (ON DELETE CASCADE).
+    result = await conn.execute(query)
+    return bool(result.rowcount)

@@ -1,0 +1,120 @@
+"""Login sessions and their single-use refresh tokens (stored as SHA-256 hashes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .db import now_us
+from .tables import login_sessions, refresh_tokens
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """`status`: ok | unknown | expired | revoked | reused."""
+
+    status: str
+    session: dict[str, Any] | None = None
+
+
+async def create_session(
+    conn: AsyncConnection, *, sid: str, user_id: str, scope: str, ttl_seconds: int
+) -> None:
+    now = now_us()
+    await conn.execute(
+        login_sessions.insert().values(
+            sid=sid,
+            user_id=user_id,
+            scope=scope,
+            created_us=now,
+            expires_us=now + ttl_seconds * 1_000_000,
+            revoked_us=None,
+        )
+    )
+
+
+async def add_refresh_token(conn: AsyncConnection, *, token_hash: str, sid: str) -> None:
+    await conn.execute(
+        refresh_tokens.insert().values(
+            token_hash=token_hash, sid=sid, created_us=now_us(), used_us=None
+        )
+    )
+
+
+async def use_refresh_token(conn: AsyncConnection, *, token_hash: str) -> RefreshOutcome:
+    """Spend a refresh token exactly once (a conditional UPDATE decides races)."""
+    row = (
+        await conn.execute(
+            select(refresh_tokens.c.sid, refresh_tokens.c.used_us).where(
+                refresh_tokens.c.token_hash == token_hash
+            )
+        )
+    ).first()
+    if row is None:
+        return RefreshOutcome("unknown")
+    session_row = (
+        await conn.execute(select(login_sessions).where(login_sessions.c.sid == row.sid))
+    ).first()
+    if session_row is None:
+        return RefreshOutcome("unknown")
+    session = dict(session_row._mapping)
+    if row.used_us is not None:
+        return RefreshOutcome("reused", session)
+    result = await conn.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_us.is_(None))
+        .values(used_us=now_us())
+    )
+    if result.rowcount != 1:  # lost a race with a concurrent use: that is reuse too
+        return RefreshOutcome("reused", session)
+    if session["revoked_us"] is not None:
+        return RefreshOutcome("revoked", session)
+    if session["expires_us"] <= now_us():
+        return RefreshOutcome("expired", session)
+    return RefreshOutcome("ok", session)
+
+
+async def find_refresh_session(
+    conn: AsyncConnection, *, token_hash: str
+) -> dict[str, Any] | None:
+    row = (
+        await conn.execute(
+            select(login_sessions)
+            .join(refresh_tokens, refresh_tokens.c.sid == login_sessions.c.sid)
+            .where(refresh_tokens.c.token_hash == token_hash)
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+async def revoke_session(conn: AsyncConnection, *, sid: str) -> dict[str, Any] | None:
+    await conn.execute(
+        update(login_sessions)
+        .where(login_sessions.c.sid == sid, login_sessions.c.revoked_us.is_(None))
+        .values(revoked_us=now_us())
+    )
+    row = (await conn.execute(select(login_sessions).where(login_sessions.c.sid == sid))).first()
+    return dict(row._mapping) if row else None
+
+
+async def revoke_user_sessions(conn: AsyncConnection, *, user_id: str) -> list[dict[str, Any]]:
+    """Revoke every live session of a user; return them (sid, expires_us)."""
+    now = now_us()
+    rows = (
+        await conn.execute(
+            select(login_sessions).where(
+                login_sessions.c.user_id == user_id,
+                login_sessions.c.revoked_us.is_(None),
+                login_sessions.c.expires_us > now,
+            )
+        )
+    ).all()
+    await conn.execute(
+        update(login_sessions)
+        .where(login_sessions.c.user_id == user_id, login_sessions.c.revoked_us.is_(None))
+        .values(revoked_us=now)
+    )
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,105 @@
+"""Users and OAuth clients."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .db import now_us
+from .tables import clients, users
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+def _user(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+async def create_user(
+    conn: AsyncConnection, *, username: str, password_hash: str, role: str
+) -> dict[str, Any]:
+    now = now_us()
+    values = {
+        "id": str(uuid.uuid4()),
+        "username": username,
+        "password_hash": password_hash,
+        "role": role,
+        "disabled": False,
+        "created_us": now,
+        "updated_us": now,
+    }
+    try:
+        async with conn.begin_nested():
+            await conn.execute(users.insert().values(**values))
+    except IntegrityError:
+        raise UsernameTaken(username) from None
+    return values
+
+
+async def get_user(conn: AsyncConnection, *, user_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+    return _user(row) if row else None
+
+
+async def get_user_by_name(conn: AsyncConnection, *, username: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(users).where(users.c.username == username))).first()
+    return _user(row) if row else None
+
+
+async def set_password_hash(conn: AsyncConnection, *, user_id: str, password_hash: str) -> None:
+    await conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(password_hash=password_hash, updated_us=now_us())
+    )
+
+
+async def update_user(
+    conn: AsyncConnection, *, user_id: str, changes: dict[str, Any]
+) -> dict[str, Any] | None:
+    allowed = {k: v for k, v in changes.items() if k in ("disabled", "role")}
+    if allowed:
+        await conn.execute(
+            update(users).where(users.c.id == user_id).values(**allowed, updated_us=now_us())
+        )
+    return await get_user(conn, user_id=user_id)
+
+
+async def list_users(
+    conn: AsyncConnection, *, limit: int, after: tuple[int, str] | None
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paged by (created_us, id)."""
+    query = select(users).order_by(users.c.created_us.desc(), users.c.id.desc()).limit(limit)
+    if after is not None:
+        created, last_id = after
+        query = query.where(
+            (users.c.created_us < created)
+            | ((users.c.created_us == created) & (users.c.id < last_id))
+        )
+    return [_user(row) for row in await conn.execute(query)]
+
+
+async def create_client(
+    conn: AsyncConnection, *, client_id: str, name: str, secret_hash: str, scopes: str
+) -> dict[str, Any]:
+    values = {
+        "client_id": client_id,
+        "name": name,
+        "secret_hash": secret_hash,
+        "scopes": scopes,
+        "disabled": False,
+        "created_us": now_us(),
+    }
+    await conn.execute(clients.insert().values(**values))
+    return values
+
+
+async def get_client(conn: AsyncConnection, *, client_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
+    return dict(row._mapping) if row else None
