@@ -129,6 +129,8 @@ def query(model: type[M]) -> Callable[[F], F]:
 
 async def read_form() -> dict[str, str]:
     """An RFC 6749 form body: url-encoded, each parameter at most once."""
+    if not request.mimetype and not request.content_length:
+        return {}  # an empty body: the missing parameters are reported as such
     if request.mimetype != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("The body must be application/x-www-form-urlencoded.")
     form = await request.form
