@@ -83,7 +83,7 @@ async def after_request(response: Response) -> Response:
     decision: Decision | None = g.get("ratelimit")
     if decision is not None and decision.states:
         response.headers.update(ratelimit_headers(decision))
-    if "Authorization" in request.headers or request.path.startswith("/v1/auth/"):
+    if "Authorization" in request.headers or request.path.startswith("/v1/"):
         response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("Pragma", "no-cache")
     if (

@@ -205,8 +205,9 @@ class InflightLimitMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse a declared Content-Length over the limit before reading any of it.
-    (Quart's MAX_CONTENT_LENGTH stops chunked bodies while they stream in.)"""
+    """Refuse a declared Content-Length over the limit before reading any of it
+    (Quart's MAX_CONTENT_LENGTH stops chunked bodies while they stream in), and header
+    values holding CR, LF or NUL (HTTP servers refuse them; ASGI callers may not)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -214,6 +215,10 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            for _name, value in scope.get("headers", ()):
+                if b"\r" in value or b"\n" in value or b"\x00" in value:
+                    await send_problem(send, 400, detail="Invalid header value.")
+                    return
             length = _header(scope, b"content-length")
             if length is not None:
                 if not length.isdigit():

@@ -1,0 +1,136 @@
+"""JSON log lines: shape, access line, security events, redaction, no forged lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+
+import pytest
+
+from service import create_app
+from service.domain import identity
+from service.logging import REDACTED, redact_value
+from tests.conftest import PASSWORD, bearer, client_for, svc_of
+
+
+def lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            out.append(json.loads(line))  # every line must be one JSON object
+    return out
+
+
+def test_redaction_filter() -> None:
+    jwt_like = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    event = {
+        "event": "x",
+        "password": "hunter2",
+        "client_secret": "s3cret",
+        "Authorization": "Bearer abc.def",
+        "headers": {"cookie": "a=b", "x-ok": "fine"},
+        "message": f"token {jwt_like} and Bearer opaque-token-123 and Basic dXNlcjpwYXNz",
+        "url": "postgresql://user:pw@db/x",
+        "query": "grant_type=password&password=hunter2&refresh_token=r1",
+        "reason": "bad_password",
+    }
+    out = redact_value(event)
+    text = json.dumps(out)
+    for secret in ("hunter2", "s3cret", "abc.def", "a=b", jwt_like, "opaque-token-123",
+                   "dXNlcjpwYXNz", ":pw@", "r1"):
+        assert secret not in text, secret
+    assert out["password"] == REDACTED and out["headers"]["x-ok"] == "fine"
+    assert out["reason"] == "bad_password" and out["event"] == "x"
+
+
+async def test_full_flow_logs_are_json_and_never_hold_secrets(
+    settings_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings_factory())
+    async with app.test_app(), client_for(app) as c:
+        await c.post("/v1/auth/register", json={"username": "logme", "password": PASSWORD})
+        r = await c.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": "logme", "password": PASSWORD},
+        )
+        tokens = r.json()
+        await c.get("/v1/users/me", headers=bearer(tokens["access_token"]) | {"Cookie": "sess=cookie-value"})
+        await c.get("/v1/admin/users", headers=bearer(tokens["access_token"]))
+        await c.post("/v1/auth/token", data={"grant_type": "password", "username": "logme", "password": "Wrong-password-9"})
+        await c.post("/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        await c.post("/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        await c.get("/v1/users/me", headers=bearer(tokens["access_token"] + "x"))
+        client = await identity.create_client(svc_of(app), name="c", scopes=["notes:read"], actor=None, ip=None)
+        await c.post("/v1/auth/token", data={"grant_type": "client_credentials", "client_id": client.client_id, "client_secret": client.client_secret})
+        await c.post("/v1/auth/revoke", data={"token": tokens["refresh_token"]})
+        await c.get("/nope%0A%7B%22event%22:%22forged%22%7D", headers={"User-Agent": "x\n{\"event\": \"forged\"}"})
+    out = capsys.readouterr().out
+    records = lines(out)
+    for secret in (PASSWORD, "Wrong-password-9", tokens["access_token"], tokens["refresh_token"],
+                   client.client_secret, "cookie-value"):
+        assert secret not in out
+    for record in records:
+        assert {"ts", "level", "event"} <= set(record), record
+        assert record["ts"].endswith("Z")
+    assert all(r["event"] != "forged" for r in records)
+    assert any(r.get("status") == 400 and "forged" in r.get("path", "") for r in records)
+    access = [r for r in records if r["event"] == "http.request"]
+    assert len(access) == 11
+    for r in access:
+        assert {"method", "path", "route", "status", "duration_ms", "client_ip", "principal", "request_id"} <= set(r)
+        assert "?" not in r["path"]
+    me = next(r for r in access if r["path"] == "/v1/users/me" and r["status"] == 200)
+    assert me["principal"] and me["route"] == "/v1/users/me" and me["client_ip"] == "203.0.113.10"
+    by_event = {r["event"]: r for r in records}
+    expected = {
+        "auth.login_failed": "WARNING",
+        "auth.refresh_reuse": "ERROR",
+        "auth.invalid_token": "WARNING",
+        "authz.denied": "WARNING",
+    }
+    for event, level in expected.items():
+        assert by_event[event]["level"] == level, event
+        assert by_event[event]["reason"] and by_event[event]["client_ip"] == "203.0.113.10"
+        assert by_event[event]["request_id"]
+    assert by_event["auth.refresh_reuse"]["principal"] == me["principal"]
+
+
+async def test_request_id_bound_for_the_whole_request(
+    settings_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings_factory())
+    async with app.test_app(), client_for(app) as c:
+        await c.get("/v1/users/me", headers={"Authorization": "Bearer garbage.garbage.garbage", "X-Request-ID": "trace-me"})
+    records = [r for r in lines(capsys.readouterr().out) if r.get("request_id") == "trace-me"]
+    assert {r["event"] for r in records} >= {"auth.invalid_token", "http.request"}
+
+
+def test_stdlib_records_become_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.logging import configure_logging
+
+    configure_logging("INFO")
+    logging.getLogger("hypercorn.error").info("Running on https://127.0.0.1:8443 (CTRL + C to quit)")
+    records = lines(capsys.readouterr().out)
+    assert records[-1]["event"].startswith("Running on") and records[-1]["level"] == "INFO"
+
+
+async def test_unhandled_error_traceback_only_in_log(
+    settings_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.security.authn import public
+
+    app = create_app(settings_factory())
+
+    @public
+    async def boom() -> str:
+        raise ValueError("kaboom-detail")
+
+    app.add_url_rule("/boom", "boom", boom)
+    async with app.test_app(), client_for(app) as c:
+        r = await c.get("/boom")
+    assert r.status_code == 500 and "kaboom" not in r.text
+    out = capsys.readouterr().out
+    assert "kaboom-detail" in out and "Traceback" in out
+
