@@ -36,11 +36,11 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _create_user(settings: Settings, name: str, role: str) -> int:
+    from .domain import identity
     from .errors import Conflict, ValidationFailed
+    from .metrics import Metrics
     from .models.users import RegisterIn
     from .services import Services
-    from .domain import identity
-    from .metrics import Metrics
     from .store.migrations import migrate
 
     line = sys.stdin.readline()

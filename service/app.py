@@ -24,7 +24,7 @@ from .middleware import (
     RequestContextMiddleware,
     TrustedProxyMiddleware,
 )
-from .security.cors import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_METHODS, CORS_MAX_AGE
+from .security.cors import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, CORS_METHODS
 from .security.proxies import ProxyResolver
 from .security.ratelimit import named_limits
 from .services import EXTENSION, Services

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     cors_credentials: bool = False
     trusted_proxies: Annotated[list[Network], NoDecode] = []
     rate_limit_default: str = "1200/minute"
-    rate_limit_token: str = "20/minute"
+    rate_limit_token: str = "20/minute"  # noqa: S105 - a rate, not a secret
     rate_limit_register: str = "10/hour"
     max_body_bytes: int = Field(default=65536, ge=1024, le=64 * 1024 * 1024)
     max_inflight: int = Field(default=512, ge=1, le=100000)
@@ -104,7 +104,9 @@ class Settings(BaseSettings):
         for origin in origins:
             if origin == "*":
                 continue
-            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:]+\](:\d{1,5})?", origin):
+            if not re.fullmatch(
+                r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:]+\](:\d{1,5})?", origin
+            ):
                 raise ValueError(f"CORS origin {origin!r} must be scheme://host[:port] exactly")
         return origins
 

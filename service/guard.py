@@ -7,10 +7,13 @@ import logging
 from typing import Any
 
 from quart import Quart, Response, current_app, g, request
-from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
+from quart_rate_limiter import (
+    QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE,
+    QUART_RATE_LIMITER_LIMITS_ATTRIBUTE,
+)
 
 from .context import request_info
-from .errors import ClientBlocked, TooManyRequests, Unauthorized, InsufficientScope
+from .errors import ClientBlocked, InsufficientScope, TooManyRequests, Unauthorized
 from .logging import security_event
 from .security.authn import authenticate
 from .security.ratelimit import Check, Decision, NamedLimit
@@ -44,17 +47,21 @@ async def before_request() -> None:
     if on_api and svc.blocks.is_blocked(ip):
         g.refused_by_block = True
         raise ClientBlocked()
-    principal, failure = authenticate(request.headers.get("Authorization"), svc.tokens, svc.denylist)
+    principal, failure = authenticate(
+        request.headers.get("Authorization"), svc.tokens, svc.denylist
+    )
     g.principal, g.auth_failure = principal, failure
     if principal is not None and info is not None:
         info.principal = principal.sub
     limits = limits_for(current_app, request.endpoint, list(request.blueprints))
     if not limits:
         return
-    subject = f"p:{principal.sub}" if principal is not None else f"ip:{ip}"
+    by_ip = f"ip:{ip}"
+    subject = f"p:{principal.sub}" if principal is not None else by_ip
     checks = [
         Check(
-            key=f"{limit.name}:{limit.window}:{subject if limit.key_kind == 'principal' else 'ip:' + ip}",
+            key=f"{limit.name}:{limit.window}:"
+            + (subject if limit.key_kind == "principal" else by_ip),
             count=limit.count,
             window=limit.window,
             name=limit.name,
@@ -91,7 +98,9 @@ async def after_request(response: Response) -> Response:
         and response.status_code in _COUNTED
         and not g.get("refused_by_block", False)
     ):
-        await services().record_failure(request.remote_addr or "unknown", f"http_{response.status_code}")
+        await services().record_failure(
+            request.remote_addr or "unknown", f"http_{response.status_code}"
+        )
     return response
 
 

@@ -103,7 +103,7 @@ def _final(pre: list[Processor]) -> list[Processor]:
 class JsonFormatter(structlog.stdlib.ProcessorFormatter):
     """`logging.Formatter` that renders any record as one JSON line (for Hypercorn)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         super().__init__(
             processors=_final([_stdlib_message]),
             foreign_pre_chain=[*_shared, structlog.stdlib.ExtraAdder()],
@@ -141,9 +141,7 @@ def get_logger(name: str = "portcullis") -> structlog.stdlib.BoundLogger:
     return logger
 
 
-def security_event(
-    event: str, *, level: int = logging.WARNING, reason: str, **fields: Any
-) -> None:
+def security_event(event: str, *, level: int = logging.WARNING, reason: str, **fields: Any) -> None:
     """Log a security event with the request's client IP and principal (when known)."""
     info = request_info()
     payload: MutableMapping[str, Any] = {"reason": reason}

@@ -42,7 +42,12 @@ def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
     base = (data_dir / "metrics").resolve()
     base.mkdir(parents=True, exist_ok=True)
     for old in base.iterdir():
-        if old.is_dir() and old.name.isdigit() and int(old.name) != group and not _alive(int(old.name)):
+        if (
+            old.is_dir()
+            and old.name.isdigit()
+            and int(old.name) != group
+            and not _alive(int(old.name))
+        ):
             shutil.rmtree(old, ignore_errors=True)
     folder = base / str(group)
     folder.mkdir(exist_ok=True)
@@ -119,7 +124,7 @@ class Metrics:
 
         if self.multiprocess:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -128,4 +133,4 @@ class Metrics:
         if self.multiprocess:
             from prometheus_client import multiprocess
 
-            multiprocess.mark_process_dead(os.getpid())
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -28,6 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_HEAD_BYTES = 16 * 1024
 _PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 access_log = get_logger("portcullis.access")
 
@@ -215,10 +216,15 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            for _name, value in scope.get("headers", ()):
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            for name, value in scope.get("headers", ()):
+                size += len(name) + len(value) + 4
                 if b"\r" in value or b"\n" in value or b"\x00" in value:
                     await send_problem(send, 400, detail="Invalid header value.")
                     return
+            if size > MAX_HEAD_BYTES:
+                await send_problem(send, 431, detail="The request head is too large.")
+                return
             length = _header(scope, b"content-length")
             if length is not None:
                 if not length.isdigit():

@@ -125,7 +125,9 @@ class Services:
 
     # Signals --------------------------------------------------------------------
 
-    async def signal(self, conn: Any, *, kind: str, value: str, until: float, data: str = "") -> None:
+    async def signal(
+        self, conn: Any, *, kind: str, value: str, until: float, data: str = ""
+    ) -> None:
         """Record a signal in the caller's transaction and apply it here at once."""
         await signal_store.add_signal(
             conn, kind=kind, value=value, expires_us=int(until * 1_000_000), data=data or None

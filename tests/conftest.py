@@ -34,9 +34,11 @@ SettingsFactory = Callable[..., Settings]
 
 
 def _asyncpg_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1) if url.startswith(
-        "postgresql://"
-    ) else url
+    return (
+        url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        if url.startswith("postgresql://")
+        else url
+    )
 
 
 async def reset_postgres(url: str) -> None:
@@ -80,7 +82,7 @@ async def settings_factory(tmp_path: Path, backend: str) -> AsyncIterator[Settin
         if backend == "postgresql":
             values["database_url"] = _asyncpg_url(str(PG_URL))
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     yield make
 
@@ -98,7 +100,7 @@ async def app(settings: Settings) -> AsyncIterator[Quart]:
 
 
 def client_for(app: Quart, ip: str = CLIENT_IP, scheme: str = "https") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))  # type: ignore[arg-type]
     return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://testserver")
 
 

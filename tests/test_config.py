@@ -35,7 +35,7 @@ def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTCULLIS_CORS_ORIGINS", "https://a.example, https://b.example:8443")
     monkeypatch.setenv("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8,::1")
     monkeypatch.setenv("PORTCULLIS_RATE_LIMIT_DEFAULT", "100/hour;10/minute")
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert s.cors_origins == ["https://a.example", "https://b.example:8443"]
     assert [str(n) for n in s.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
     assert s.limits("default") == (Limit(100, 3600), Limit(10, 60))
@@ -68,7 +68,11 @@ def test_invalid_values_refused(values: dict[str, object]) -> None:
 
 def test_production_refuses_unsafe_settings(tmp_path: Path) -> None:
     certs = make_dev_certs(tmp_path / "certs")
-    safe = {"env": "production", "issuer": "https://api.example.com", "certfile": tmp_path / "x.pem"}
+    safe = {
+        "env": "production",
+        "issuer": "https://api.example.com",
+        "certfile": tmp_path / "x.pem",
+    }
     make(**safe)
     for change in (
         {"debug": True},
@@ -92,16 +96,28 @@ def test_redacted_hides_secrets() -> None:
 
 
 def test_unsafe_production_start_is_one_line_without_traceback(tmp_path: Path) -> None:
-    env = {"PORTCULLIS_ENV": "production", "PATH": "/usr/bin:/bin", "PORTCULLIS_DATA_DIR": str(tmp_path)}
+    env = {
+        "PORTCULLIS_ENV": "production",
+        "PATH": "/usr/bin:/bin",
+        "PORTCULLIS_DATA_DIR": str(tmp_path),
+    }
     result = subprocess.run(
         [sys.executable, "-c", "import service.asgi"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "PORTCULLIS_ISSUER" in result.stderr
     result = subprocess.run(
         [sys.executable, "-m", "service", "check-config"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from quart import Quart
@@ -75,7 +77,11 @@ async def test_unparseable_json(
 
 
 async def test_unsupported_media_type(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
-    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"):
+    for content_type in (
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+    ):
         r = await client.post(
             "/v1/notes", content=b'{"title": "x"}', headers=auth | {"Content-Type": content_type}
         )
@@ -91,16 +97,20 @@ async def test_body_limit_by_content_length_and_chunked(settings_factory, backen
     async with app.test_app(), client_for(app) as c:
         token = bearer(await user_token(c, "bigbody"))
         big = b'{"title": "' + b"x" * 4000 + b'"}'
-        r = await c.post("/v1/notes", content=big, headers=token | {"Content-Type": "application/json"})
+        r = await c.post(
+            "/v1/notes", content=big, headers=token | {"Content-Type": "application/json"}
+        )
         assert_problem(r, 413)
 
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[bytes]:
             yield b'{"title": "'
             for _ in range(100):
                 yield b"x" * 100
             yield b'"}'
 
-        r = await c.post("/v1/notes", content=chunks(), headers=token | {"Content-Type": "application/json"})
+        r = await c.post(
+            "/v1/notes", content=chunks(), headers=token | {"Content-Type": "application/json"}
+        )
         assert "content-length" not in r.request.headers
         assert_problem(r, 413)
         r = await c.post(
@@ -151,8 +161,14 @@ async def test_no_hsts_on_plain_http_and_redirect(app: Quart) -> None:
 
 @pytest.mark.parametrize(
     ("given", "echoed"),
-    [("abc-123_x.y", True), ("a" * 64, True), ("a" * 65, False), ("bad id", False),
-     ("x\r\nSet-Cookie: a=b", False), ("", False)],
+    [
+        ("abc-123_x.y", True),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("bad id", False),
+        ("x\r\nSet-Cookie: a=b", False),
+        ("", False),
+    ],
 )
 async def test_request_id(client: httpx.AsyncClient, given: str, echoed: bool) -> None:
     headers = {"X-Request-ID": given} if "\r" not in given else {}
@@ -172,7 +188,11 @@ async def test_docs_page_has_its_own_csp_and_self_hosted_assets(client: httpx.As
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
     assert "cdn" not in r.text and "<script>" not in r.text
-    for asset in ("/docs/static/swagger-ui-bundle.js", "/docs/static/swagger-ui.css", "/docs/init.js"):
+    for asset in (
+        "/docs/static/swagger-ui-bundle.js",
+        "/docs/static/swagger-ui.css",
+        "/docs/init.js",
+    ):
         assert (await client.get(asset)).status_code == 200
     assert (await client.get("/docs/static/../../etc/passwd")).status_code == 404
 
@@ -193,4 +213,8 @@ def test_problem_body_shape() -> None:
     import json
 
     body = json.loads(problem_body(429, detail="slow down"))
-    assert body["status"] == 429 and body["title"] == "Too Many Requests" and body["detail"] == "slow down"
+    assert (
+        body["status"] == 429
+        and body["title"] == "Too Many Requests"
+        and body["detail"] == "slow down"
+    )

@@ -6,7 +6,6 @@ import json
 import logging
 from typing import Any
 
-
 import pytest
 
 from service import create_app
@@ -38,8 +37,17 @@ def test_redaction_filter() -> None:
     }
     out = redact_value(event)
     text = json.dumps(out)
-    for secret in ("hunter2", "s3cret", "abc.def", "a=b", jwt_like, "opaque-token-123",
-                   "dXNlcjpwYXNz", ":pw@", "r1"):
+    for secret in (
+        "hunter2",
+        "s3cret",
+        "abc.def",
+        "a=b",
+        jwt_like,
+        "opaque-token-123",
+        "dXNlcjpwYXNz",
+        ":pw@",
+        "r1",
+    ):
         assert secret not in text, secret
     assert out["password"] == REDACTED and out["headers"]["x-ok"] == "fine"
     assert out["reason"] == "bad_password" and out["event"] == "x"
@@ -56,20 +64,49 @@ async def test_full_flow_logs_are_json_and_never_hold_secrets(
             data={"grant_type": "password", "username": "logme", "password": PASSWORD},
         )
         tokens = r.json()
-        await c.get("/v1/users/me", headers=bearer(tokens["access_token"]) | {"Cookie": "sess=cookie-value"})
+        await c.get(
+            "/v1/users/me", headers=bearer(tokens["access_token"]) | {"Cookie": "sess=cookie-value"}
+        )
         await c.get("/v1/admin/users", headers=bearer(tokens["access_token"]))
-        await c.post("/v1/auth/token", data={"grant_type": "password", "username": "logme", "password": "Wrong-password-9"})
-        await c.post("/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
-        await c.post("/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        await c.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": "logme", "password": "Wrong-password-9"},
+        )
+        await c.post(
+            "/v1/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        )
+        await c.post(
+            "/v1/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        )
         await c.get("/v1/users/me", headers=bearer(tokens["access_token"] + "x"))
-        client = await identity.create_client(svc_of(app), name="c", scopes=["notes:read"], actor=None, ip=None)
-        await c.post("/v1/auth/token", data={"grant_type": "client_credentials", "client_id": client.client_id, "client_secret": client.client_secret})
+        client = await identity.create_client(
+            svc_of(app), name="c", scopes=["notes:read"], actor=None, ip=None
+        )
+        await c.post(
+            "/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+            },
+        )
         await c.post("/v1/auth/revoke", data={"token": tokens["refresh_token"]})
-        await c.get("/nope%0A%7B%22event%22:%22forged%22%7D", headers={"User-Agent": "x\n{\"event\": \"forged\"}"})
+        await c.get(
+            "/nope%0A%7B%22event%22:%22forged%22%7D",
+            headers={"User-Agent": 'x\n{"event": "forged"}'},
+        )
     out = capsys.readouterr().out
     records = lines(out)
-    for secret in (PASSWORD, "Wrong-password-9", tokens["access_token"], tokens["refresh_token"],
-                   client.client_secret, "cookie-value"):
+    for secret in (
+        PASSWORD,
+        "Wrong-password-9",
+        tokens["access_token"],
+        tokens["refresh_token"],
+        client.client_secret,
+        "cookie-value",
+    ):
         assert secret not in out
     for record in records:
         assert {"ts", "level", "event"} <= set(record), record
@@ -78,9 +115,18 @@ async def test_full_flow_logs_are_json_and_never_hold_secrets(
     assert any(r.get("status") == 400 and "forged" in r.get("path", "") for r in records)
     access = [r for r in records if r["event"] == "http.request"]
     assert len(access) == 11
-    for r in access:
-        assert {"method", "path", "route", "status", "duration_ms", "client_ip", "principal", "request_id"} <= set(r)
-        assert "?" not in r["path"]
+    for rec in access:
+        assert {
+            "method",
+            "path",
+            "route",
+            "status",
+            "duration_ms",
+            "client_ip",
+            "principal",
+            "request_id",
+        } <= set(rec)
+        assert "?" not in rec["path"]
     me = next(r for r in access if r["path"] == "/v1/users/me" and r["status"] == 200)
     assert me["principal"] and me["route"] == "/v1/users/me" and me["client_ip"] == "203.0.113.10"
     by_event = {r["event"]: r for r in records}
@@ -102,7 +148,10 @@ async def test_request_id_bound_for_the_whole_request(
 ) -> None:
     app = create_app(settings_factory())
     async with app.test_app(), client_for(app) as c:
-        await c.get("/v1/users/me", headers={"Authorization": "Bearer garbage.garbage.garbage", "X-Request-ID": "trace-me"})
+        await c.get(
+            "/v1/users/me",
+            headers={"Authorization": "Bearer garbage.garbage.garbage", "X-Request-ID": "trace-me"},
+        )
     records = [r for r in lines(capsys.readouterr().out) if r.get("request_id") == "trace-me"]
     assert {r["event"] for r in records} >= {"auth.invalid_token", "http.request"}
 
@@ -111,7 +160,9 @@ def test_stdlib_records_become_json(capsys: pytest.CaptureFixture[str]) -> None:
     from service.logging import configure_logging
 
     configure_logging("INFO")
-    logging.getLogger("hypercorn.error").info("Running on https://127.0.0.1:8443 (CTRL + C to quit)")
+    logging.getLogger("hypercorn.error").info(
+        "Running on https://127.0.0.1:8443 (CTRL + C to quit)"
+    )
     records = lines(capsys.readouterr().out)
     assert records[-1]["event"].startswith("Running on") and records[-1]["level"] == "INFO"
 
@@ -133,4 +184,3 @@ async def test_unhandled_error_traceback_only_in_log(
     assert r.status_code == 500 and "kaboom" not in r.text
     out = capsys.readouterr().out
     assert "kaboom-detail" in out and "Traceback" in out
-

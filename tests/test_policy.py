@@ -35,7 +35,10 @@ async def test_every_v1_route_is_rate_limited_and_non_public_unless_auth(app: Qu
             continue
         view = app.view_functions[rule.endpoint]
         assert not getattr(view, QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, False), rule.rule
-        assert any(l.name == "default" for l in limits_for(app, rule.endpoint, _blueprints(rule.endpoint)) or [])
+        assert any(
+            limit.name == "default"
+            for limit in limits_for(app, rule.endpoint, _blueprints(rule.endpoint)) or []
+        )
         if getattr(view, AUTH_ATTRIBUTE) == "public":
             public_v1.add(rule.rule)
     assert public_v1 == {"/v1/auth/register", "/v1/auth/token", "/v1/auth/revoke"}

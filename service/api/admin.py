@@ -13,7 +13,7 @@ from ..models.admin import AuditEvent, BlockOut
 from ..models.common import Page, PageQuery, decode_cursor, encode_cursor, iso
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
-from ..services import services
+from ..services import now, services
 from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
@@ -26,7 +26,9 @@ def _cursor(raw: str | None, kinds: tuple[type, ...]) -> tuple[object, ...] | No
     try:
         return decode_cursor(raw, kinds)
     except ValueError:
-        raise ValidationFailed(errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from None
+        raise ValidationFailed(
+            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]
+        ) from None
 
 
 def make_blueprint() -> Blueprint:
@@ -93,14 +95,20 @@ def make_blueprint() -> Blueprint:
         after = _cursor(query_args.cursor, (int,))
         async with services().db.begin() as conn:
             rows = await audit.list_events(
-                conn, limit=query_args.limit + 1, before_id=int(after[0]) if after else None  # type: ignore[call-overload]
+                conn,
+                limit=query_args.limit + 1,
+                before_id=int(after[0]) if after else None,  # type: ignore[call-overload]
             )
         items, more = rows[: query_args.limit], len(rows) > query_args.limit
         return Page[AuditEvent](
             items=[
                 AuditEvent(
-                    id=r["id"], ts=iso(r["ts_us"]), event=r["event"], actor=r["actor"],
-                    target=r["target"], ip=r["ip"],
+                    id=r["id"],
+                    ts=iso(r["ts_us"]),
+                    event=r["event"],
+                    actor=r["actor"],
+                    target=r["target"],
+                    ip=r["ip"],
                 )
                 for r in items
             ],
@@ -122,7 +130,9 @@ def make_blueprint() -> Blueprint:
             )
         items, more = rows[: query_args.limit], len(rows) > query_args.limit
         return Page[BlockOut](
-            items=[BlockOut(ip=r["ip"], until=iso(r["until_us"]), reason=r["reason"]) for r in items],
+            items=[
+                BlockOut(ip=r["ip"], until=iso(r["until_us"]), reason=r["reason"]) for r in items
+            ],
             next_cursor=encode_cursor(items[-1]["until_us"], items[-1]["ip"]) if more else None,
         )
 
@@ -138,9 +148,12 @@ def make_blueprint() -> Blueprint:
         async with svc.db.begin() as conn:
             if not await signal_store.lift_block(conn, ip=address):
                 raise NotFound()
-            await svc.signal(conn, kind="unblock", value=address, until=identity.now() + 86400)
+            await svc.signal(conn, kind="unblock", value=address, until=now() + 86400)
             await audit.record(
-                conn, event="client.unblocked", actor=current_principal().sub, target=address,
+                conn,
+                event="client.unblocked",
+                actor=current_principal().sub,
+                target=address,
                 ip=request.remote_addr,
             )
         await svc.announce()

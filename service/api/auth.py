@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, current_app, request
+from typing import Any
+
+from quart import Blueprint, request
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_response
 
@@ -14,6 +16,8 @@ from ..security.authn import public
 from ..security.ratelimit import named_limits
 from ..services import services
 from .body import json_body, read_form
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def make_blueprint(settings: Settings) -> Blueprint:
@@ -34,7 +38,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @bp.post("/token")
     @rate_limit(limits=named_limits("token", settings.limits("token"), "ip"))
     @public
-    async def token() -> Response:
+    async def token() -> tuple[dict[str, Any], int, dict[str, str]]:
         """RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`."""
         form = await read_form()
         svc = services()
@@ -53,14 +57,11 @@ def make_blueprint(settings: Settings) -> Blueprint:
             raise OAuthError("invalid_request", "grant_type is required.")
         else:
             raise OAuthError("unsupported_grant_type", "This grant type is not supported.")
-        response = current_app.json.response(result.model_dump(exclude_none=True))
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
-        return response
+        return result.model_dump(exclude_none=True), 200, NO_STORE
 
     @bp.post("/revoke")
     @public
-    async def revoke() -> Response:
+    async def revoke() -> tuple[dict[str, Any], int, dict[str, str]]:
         """RFC 7009 revocation: possession of the token is enough; always 200."""
         form = await read_form()
         if "token" not in form:
@@ -68,8 +69,6 @@ def make_blueprint(settings: Settings) -> Blueprint:
         await identity.revoke(
             services(), form["token"], form.get("token_type_hint"), request.remote_addr or ""
         )
-        response = current_app.json.response({})
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return {}, 200, NO_STORE
 
     return bp

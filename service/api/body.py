@@ -23,8 +23,7 @@ from quart_schema.validation import (
     DataSource,
 )
 
-from ..errors import BadRequest, OAuthError, UnsupportedMediaType, ValidationFailed
-from ..errors import pydantic_errors
+from ..errors import BadRequest, OAuthError, UnsupportedMediaType, ValidationFailed, pydantic_errors
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,8 +91,8 @@ async def read_json(model: type[M]) -> M:
     charset = request.mimetype_params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise UnsupportedMediaType("JSON bodies must be UTF-8.")
-    data = await request.get_data(cache=True, as_text=False)
-    return validate(model, parse_json(data))
+    data = await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    return validate(model, parse_json(data if isinstance(data, bytes) else data.encode()))
 
 
 def json_body(model: type[M]) -> Callable[[F], F]:

@@ -49,7 +49,7 @@ def _note_id(raw: str) -> str:
         raise NotFound() from None
 
 
-def _if_match() -> int | None | str:
+def _if_match() -> int | str | None:
     """The version If-Match asks for; None without the header; "*" for any."""
     header = request.headers.get("If-Match")
     if header is None:

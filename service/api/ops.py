@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 from quart import Blueprint, Response, current_app, request
 from quart_rate_limiter import rate_exempt
@@ -73,11 +74,9 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @bp.get("/.well-known/jwks.json")
     @rate_exempt
     @public
-    async def jwks() -> Response:
+    async def jwks() -> tuple[dict[str, Any], int, dict[str, str]]:
         """Public signing keys (RFC 7517 JWK Set)."""
-        response = current_app.json.response(services().keys.ring.public_jwks)
-        response.headers["Cache-Control"] = "public, max-age=300"
-        return response
+        return services().keys.ring.public_jwks, 200, {"Cache-Control": "public, max-age=300"}
 
     @bp.get("/.well-known/oauth-authorization-server")
     @rate_exempt
@@ -102,10 +101,10 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @rate_exempt
     @public
     @hide
-    async def openapi() -> Response:
+    async def openapi() -> dict[str, Any]:
         """The OpenAPI 3 document of every route."""
-        schema = current_app.extensions["QUART_SCHEMA"].openapi_provider.schema()
-        return current_app.json.response(schema)
+        schema: dict[str, Any] = current_app.extensions["QUART_SCHEMA"].openapi_provider.schema()
+        return schema
 
     @bp.get("/docs")
     @rate_exempt

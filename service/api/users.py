@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint
 
 from ..domain import identity
 from ..errors import Unauthorized
-from ..models.users import ClientPublic, UserPublic
+from ..models.users import ClientPublic
 from ..security.authn import current_principal, require_token
 from ..services import services
 from ..store import users as user_store
@@ -17,7 +19,7 @@ def make_blueprint() -> Blueprint:
 
     @bp.get("/me")
     @require_token
-    async def me() -> UserPublic | ClientPublic:
+    async def me() -> dict[str, Any]:
         """The caller's profile; for a client token, the client."""
         principal = current_principal()
         svc = services()
@@ -30,10 +32,10 @@ def make_blueprint() -> Blueprint:
                     client_id=client["client_id"],
                     name=client["name"],
                     scopes=client["scopes"].split(),
-                )
+                ).model_dump()
             user = await user_store.get_user(conn, user_id=principal.sub)
         if user is None or user["disabled"]:
             raise Unauthorized("The user no longer exists.", error="invalid_token")
-        return identity.user_public(user)
+        return identity.user_public(user).model_dump()
 
     return bp

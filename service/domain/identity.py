@@ -77,7 +77,9 @@ async def register(
             )
         except user_store.UsernameTaken:
             raise Conflict("That username is taken.") from None
-        await audit.record(conn, event="user.registered", actor=user["id"], target=user["id"], ip=ip)
+        await audit.record(
+            conn, event="user.registered", actor=user["id"], target=user["id"], ip=ip
+        )
     return user
 
 
@@ -95,7 +97,9 @@ def _token_response(access: str, claims: dict[str, Any], refresh: str | None) ->
 
 def _account_checks(username: str) -> list[Check]:
     count, window = ACCOUNT_FAILURES
-    return [Check(key=f"login:{sha256(username.lower())}", count=count, window=window, name="login")]
+    return [
+        Check(key=f"login:{sha256(username.lower())}", count=count, window=window, name="login")
+    ]
 
 
 async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenOut:
@@ -123,8 +127,11 @@ async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenO
         security_event("auth.login_failed", reason=reason, principal=user["id"] if user else None)
         async with svc.db.begin() as conn:
             await audit.record(
-                conn, event="auth.login_failed", actor=user["id"] if user else None,
-                target=None, ip=ip,
+                conn,
+                event="auth.login_failed",
+                actor=user["id"] if user else None,
+                target=None,
+                ip=ip,
             )
         raise OAuthError("invalid_grant", "The username or password is incorrect.")
     scopes = narrow_scope(form.get("scope"), ROLE_SCOPES[user["role"]])
@@ -159,13 +166,14 @@ async def refresh_grant(svc: Services, form: dict[str, str], ip: str) -> TokenOu
     async with svc.db.begin() as conn:
         outcome = await sessions.use_refresh_token(conn, token_hash=sha256(token))
         session = outcome.session
-        user = (
-            await user_store.get_user(conn, user_id=session["user_id"]) if session else None
-        )
+        user = await user_store.get_user(conn, user_id=session["user_id"]) if session else None
         if outcome.status == "reused" and session is not None:
             await _revoke_session(svc, conn, session["sid"])
             await audit.record(
-                conn, event="auth.refresh_reuse", actor=session["user_id"], target=session["sid"],
+                conn,
+                event="auth.refresh_reuse",
+                actor=session["user_id"],
+                target=session["sid"],
                 ip=ip,
             )
         elif outcome.status == "ok" and session is not None and user and not user["disabled"]:
@@ -200,7 +208,9 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
             decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
             client_id, _, secret = decoded.partition(":")
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise OAuthError("invalid_client", "Client authentication failed.", status=401) from None
+            raise OAuthError(
+                "invalid_client", "Client authentication failed.", status=401
+            ) from None
         return unquote(client_id), unquote(secret), True
     return form.get("client_id", ""), form.get("client_secret", ""), False
 
@@ -218,7 +228,9 @@ async def client_credentials_grant(
     if client is None or not matches or client["disabled"]:
         svc.metrics.logins.labels("failure").inc()
         await svc.record_failure(ip, "client_auth_failed")
-        security_event("auth.login_failed", reason="invalid_client", principal=client_id[:64] or None)
+        security_event(
+            "auth.login_failed", reason="invalid_client", principal=client_id[:64] or None
+        )
         raise OAuthError(
             "invalid_client", "Client authentication failed.", status=401 if basic else 400
         )
@@ -297,7 +309,10 @@ async def update_user(
             await audit.record(conn, event="user.enabled", actor=actor, target=user_id, ip=ip)
         if role_changed:
             await audit.record(
-                conn, event="user.role_changed", actor=actor, target=f"{user_id}:{user['role']}",
+                conn,
+                event="user.role_changed",
+                actor=actor,
+                target=f"{user_id}:{user['role']}",
                 ip=ip,
             )
     await svc.announce()
@@ -313,9 +328,13 @@ async def create_client(
     secret = secrets.token_urlsafe(32)
     async with svc.db.begin() as conn:
         await user_store.create_client(
-            conn, client_id=client_id, name=name, secret_hash=sha256(secret),
+            conn,
+            client_id=client_id,
+            name=name,
+            secret_hash=sha256(secret),
             scopes=" ".join(sorted(set(scopes))),
         )
         await audit.record(conn, event="client.created", actor=actor, target=client_id, ip=ip)
-    return ClientCreated(client_id=client_id, name=name, scopes=sorted(set(scopes)),
-                         client_secret=secret)
+    return ClientCreated(
+        client_id=client_id, name=name, scopes=sorted(set(scopes)), client_secret=secret
+    )

@@ -71,9 +71,7 @@ class PageQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: Annotated[str, AfterValidator(_clean_text)] | None = Field(
-        default=None, max_length=200
-    )
+    cursor: Annotated[str, AfterValidator(_clean_text)] | None = Field(default=None, max_length=200)
 
 
 class Page(Out, Generic[T]):

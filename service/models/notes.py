@@ -22,7 +22,7 @@ Tags = Annotated[list[Tag], Field(max_length=10), AfterValidator(_unique_tags)]
 class NoteCreate(StrictIn):
     title: CleanText = Field(min_length=1, max_length=200)
     body: CleanText = Field(default="", max_length=10000)
-    tags: Tags = []
+    tags: Tags = Field(default_factory=list)
 
 
 class NoteUpdate(StrictIn):

@@ -66,7 +66,7 @@ class ClientCreated(Out):
 
 class TokenOut(Out):
     access_token: str
-    token_type: Literal["Bearer"] = "Bearer"
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - RFC 6750 type name
     expires_in: int
     scope: str
     refresh_token: str | None = None

@@ -52,7 +52,9 @@ def current_principal() -> Principal:
 def _check(scope: str | None) -> Principal:
     failure: str | None = g.get("auth_failure")
     if failure is not None:
-        raise Unauthorized("The bearer token is invalid, expired or revoked.", error="invalid_token")
+        raise Unauthorized(
+            "The bearer token is invalid, expired or revoked.", error="invalid_token"
+        )
     principal: Principal | None = g.get("principal")
     if principal is None:
         raise Unauthorized()

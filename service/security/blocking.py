@@ -65,7 +65,12 @@ class FailureCounter:
         if self.is_exempt(ip):
             return False
         checks = [
-            Check(key=f"fail:{limit.window}:{ip}", count=limit.count, window=limit.window, name="block")
+            Check(
+                key=f"fail:{limit.window}:{ip}",
+                count=limit.count,
+                window=limit.window,
+                name="block",
+            )
             for limit in self.limits
         ]
         decision = await self.limiter.check(checks)

@@ -61,9 +61,7 @@ def ensure_keys_file(path: Path) -> None:
 
 def public_jwk(key: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: v
-        for k, v in key.items()
-        if k not in _PRIVATE_MEMBERS and k not in ("iat", "retired")
+        k: v for k, v in key.items() if k not in _PRIVATE_MEMBERS and k not in ("iat", "retired")
     }
 
 
@@ -121,7 +119,7 @@ class KeyRing:
         return cls(
             current=current,
             current_kid=str(current_data["kid"]),
-            verify_set=KeySet.import_key_set({"keys": publics}),  # type: ignore[arg-type]
+            verify_set=KeySet.import_key_set({"keys": publics}),
             public_jwks={"keys": publics},
             kids=frozenset(str(k["kid"]) for k in publics),
             mtime_ns=mtime,

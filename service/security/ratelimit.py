@@ -35,7 +35,7 @@ US = 1_000_000
 
 
 @dataclass
-class NamedLimit(RateLimit):  # type: ignore[misc]
+class NamedLimit(RateLimit):
     """A quart-rate-limiter RateLimit with an IETF policy name and a key kind
     (`principal`: the token's subject, else the client IP; `ip`: always the IP)."""
 
@@ -47,14 +47,13 @@ class NamedLimit(RateLimit):  # type: ignore[misc]
         return int(self.period.total_seconds())
 
 
-def named_limits(name: str, limits: Sequence[Limit], key_kind: str) -> list[NamedLimit]:
-    out = []
+def named_limits(name: str, limits: Sequence[Limit], key_kind: str) -> list[RateLimit]:
+    """quart-rate-limiter declarations carrying our policy names."""
+    out: list[RateLimit] = []
     for index, limit in enumerate(limits):
         label = name if index == 0 else f"{name}-{limit.window}"
         out.append(
-            NamedLimit(
-                limit.count, timedelta(seconds=limit.window), name=label, key_kind=key_kind
-            )
+            NamedLimit(limit.count, timedelta(seconds=limit.window), name=label, key_kind=key_kind)
         )
     return out
 
@@ -137,7 +136,7 @@ class MemoryEngine:
     def _evict(self, now: int) -> None:
         # Expired keys carry no state (TAT in the past == fresh key); drop them first.
         while self._tats:
-            key, tat = next(iter(self._tats.items()))
+            tat = next(iter(self._tats.values()))
             if tat > now and len(self._tats) <= self.max_keys:
                 break
             self._tats.popitem(last=False)

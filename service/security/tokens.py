@@ -82,9 +82,7 @@ class _Validator(JWTBearerTokenValidator):  # type: ignore[misc]
 
 
 class TokenService:
-    def __init__(
-        self, keys: KeyManager, *, issuer: str, audience: str, access_ttl: int
-    ) -> None:
+    def __init__(self, keys: KeyManager, *, issuer: str, audience: str, access_ttl: int) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience

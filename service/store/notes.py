@@ -49,15 +49,13 @@ async def create_note(
         "version": 1,
     }
     await conn.execute(notes.insert().values(**values))
-    await _set_tags(conn, note_id=values["id"], owner_id=owner_id, tags=tags, created_us=now)
+    await _set_tags(conn, note_id=str(values["id"]), owner_id=owner_id, tags=tags, created_us=now)
     return values | {"tags": tags}
 
 
 async def get_note(conn: AsyncConnection, *, note_id: str, owner_id: str) -> dict[str, Any] | None:
     row = (
-        await conn.execute(
-            select(notes).where(notes.c.id == note_id, notes.c.owner_id == owner_id)
-        )
+        await conn.execute(select(notes).where(notes.c.id == note_id, notes.c.owner_id == owner_id))
     ).first()
     return _note(row) if row else None
 

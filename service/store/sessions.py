@@ -77,9 +77,7 @@ async def use_refresh_token(conn: AsyncConnection, *, token_hash: str) -> Refres
     return RefreshOutcome("ok", session)
 
 
-async def find_refresh_session(
-    conn: AsyncConnection, *, token_hash: str
-) -> dict[str, Any] | None:
+async def find_refresh_session(conn: AsyncConnection, *, token_hash: str) -> dict[str, Any] | None:
     row = (
         await conn.execute(
             select(login_sessions)

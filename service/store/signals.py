@@ -79,9 +79,9 @@ async def start_block(
 
 async def lift_block(conn: AsyncConnection, *, ip: str) -> bool:
     result = await conn.execute(
-        update(blocks).where(blocks.c.ip == ip, blocks.c.until_us > now_us()).values(
-            until_us=now_us()
-        )
+        update(blocks)
+        .where(blocks.c.ip == ip, blocks.c.until_us > now_us())
+        .values(until_us=now_us())
     )
     return bool(result.rowcount)
 

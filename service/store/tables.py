@@ -66,9 +66,7 @@ refresh_tokens = Table(
     "refresh_tokens",
     metadata,
     Column("token_hash", String(64), primary_key=True),
-    Column(
-        "sid", String(36), ForeignKey("login_sessions.sid", ondelete="CASCADE"), nullable=False
-    ),
+    Column("sid", String(36), ForeignKey("login_sessions.sid", ondelete="CASCADE"), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("used_us", BigInteger, nullable=True),
     Index("ix_refresh_tokens_sid", "sid"),
@@ -115,7 +113,9 @@ idempotency = Table(
 audit = Table(
     "audit_events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("ts_us", BigInteger, nullable=False),
     Column("event", String(64), nullable=False),
     Column("actor", String(64), nullable=True),
@@ -128,7 +128,9 @@ audit = Table(
 signals = Table(
     "signals",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("kind", String(16), nullable=False),
     Column("value", String(255), nullable=False),
     Column("expires_us", BigInteger, nullable=False),

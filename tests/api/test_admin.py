@@ -27,8 +27,11 @@ async def test_admin_routes_refuse_users_and_clients_without_admin(
     )
     r = await client.post(
         "/v1/auth/token",
-        data={"grant_type": "client_credentials", "client_id": robot.client_id,
-              "client_secret": robot.client_secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": robot.client_id,
+            "client_secret": robot.client_secret,
+        },
     )
     robot_token = bearer(r.json()["access_token"])
     for method, url, body in ADMIN_ROUTES:
@@ -41,7 +44,9 @@ async def test_admin_routes_refuse_users_and_clients_without_admin(
     # nothing changed: no client was created, no user disabled
     admin = bearer(await make_admin(app, client))
     events = (await client.get("/v1/admin/audit?limit=100", headers=admin)).json()["items"]
-    assert [e for e in events if e["event"] == "client.created" and e["target"] != robot.client_id] == []
+    assert [
+        e for e in events if e["event"] == "client.created" and e["target"] != robot.client_id
+    ] == []
 
 
 async def test_list_users_paged_without_hashes(app: Quart, client: httpx.AsyncClient) -> None:
@@ -66,7 +71,9 @@ async def test_disable_user_revokes_tokens_and_enable_restores_login(
     tokens = await login(client, "victim")
     r = await client.patch(f"/v1/admin/users/{uid}", json={"disabled": True}, headers=admin)
     assert r.status_code == 200 and r.json()["disabled"] is True
-    assert (await client.get("/v1/users/me", headers=bearer(tokens["access_token"]))).status_code == 401
+    assert (
+        await client.get("/v1/users/me", headers=bearer(tokens["access_token"]))
+    ).status_code == 401
     r = await client.patch(f"/v1/admin/users/{uid}", json={"disabled": False}, headers=admin)
     assert r.status_code == 200
     assert (await login(client, "victim"))["access_token"]
@@ -92,11 +99,19 @@ async def test_role_change_takes_effect_on_next_request(
 async def test_admin_patch_validation(app: Quart, client: httpx.AsyncClient) -> None:
     admin = bearer(await make_admin(app, client))
     uid = await register(client, "target")
-    for body in ({}, {"role": "root"}, {"disabled": "yes"}, {"password_hash": "x"}, {"username": "y"}):
+    for body in (
+        {},
+        {"role": "root"},
+        {"disabled": "yes"},
+        {"password_hash": "x"},
+        {"username": "y"},
+    ):
         r = await client.patch(f"/v1/admin/users/{uid}", json=body, headers=admin)
         assert r.status_code == 422, body
     r = await client.patch(
-        "/v1/admin/users/00000000-0000-4000-8000-000000000000", json={"disabled": True}, headers=admin
+        "/v1/admin/users/00000000-0000-4000-8000-000000000000",
+        json={"disabled": True},
+        headers=admin,
     )
     assert r.status_code == 404
 
@@ -110,7 +125,11 @@ async def test_create_client_secret_shown_once(app: Quart, client: httpx.AsyncCl
     created = r.json()
     assert set(created) == {"client_id", "name", "scopes", "client_secret"}
     assert len(created["client_secret"]) >= 40
-    for body in ({"name": "x", "scopes": ["root"]}, {"name": "x", "scopes": []}, {"name": "", "scopes": ["admin"]}):
+    for body in (
+        {"name": "x", "scopes": ["root"]},
+        {"name": "x", "scopes": []},
+        {"name": "", "scopes": ["admin"]},
+    ):
         assert (await client.post("/v1/admin/clients", json=body, headers=admin)).status_code == 422
     audit = (await client.get("/v1/admin/audit?limit=100", headers=admin)).text
     assert created["client_secret"] not in audit
@@ -124,18 +143,34 @@ async def test_audit_trail_records_security_events(app: Quart, client: httpx.Asy
         data={"grant_type": "password", "username": "watched", "password": "wrong-password-1"},
     )
     tokens = await login(client, "watched")
-    await client.post("/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
-    await client.post("/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
     await client.patch(f"/v1/admin/users/{uid}", json={"disabled": True}, headers=admin)
-    await client.post("/v1/admin/clients", json={"name": "c", "scopes": ["notes:read"]}, headers=admin)
+    await client.post(
+        "/v1/admin/clients", json={"name": "c", "scopes": ["notes:read"]}, headers=admin
+    )
     events = (await client.get("/v1/admin/audit?limit=100", headers=admin)).json()["items"]
     names = [e["event"] for e in events]
-    for expected in ("auth.login_failed", "auth.login", "auth.refresh_reuse", "user.disabled", "client.created"):
+    for expected in (
+        "auth.login_failed",
+        "auth.login",
+        "auth.refresh_reuse",
+        "user.disabled",
+        "client.created",
+    ):
         assert expected in names, names
     assert all(set(e) == {"id", "ts", "event", "actor", "target", "ip"} for e in events)
     assert [e["id"] for e in events] == sorted((e["id"] for e in events), reverse=True)
     first = (await client.get("/v1/admin/audit?limit=2", headers=admin)).json()
-    second = (await client.get(f"/v1/admin/audit?limit=2&cursor={first['next_cursor']}", headers=admin)).json()
+    second = (
+        await client.get(f"/v1/admin/audit?limit=2&cursor={first['next_cursor']}", headers=admin)
+    ).json()
     assert first["items"][-1]["id"] > second["items"][0]["id"]
     # the API offers no way to alter the trail
     for method in ("POST", "PATCH", "DELETE", "PUT"):

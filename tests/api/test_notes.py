@@ -22,7 +22,9 @@ async def bob(client: httpx.AsyncClient) -> dict[str, str]:
     return bearer(await user_token(client, "bob"))
 
 
-async def create(client: httpx.AsyncClient, who: dict[str, str], **body: object) -> dict[str, object]:
+async def create(
+    client: httpx.AsyncClient, who: dict[str, str], **body: object
+) -> dict[str, object]:
     payload = {"title": "t", "body": "b", "tags": []} | body
     r = await client.post("/v1/notes", json=payload, headers=who)
     assert r.status_code == 201, r.text
@@ -31,7 +33,9 @@ async def create(client: httpx.AsyncClient, who: dict[str, str], **body: object)
 
 async def test_crud_roundtrip(client: httpx.AsyncClient, alice: dict[str, str]) -> None:
     r = await client.post(
-        "/v1/notes", json={"title": "Hello", "body": "line\n\ttab", "tags": ["a", "b-2"]}, headers=alice
+        "/v1/notes",
+        json={"title": "Hello", "body": "line\n\ttab", "tags": ["a", "b-2"]},
+        headers=alice,
     )
     assert r.status_code == 201
     note = r.json()
@@ -126,9 +130,13 @@ async def test_pagination_newest_first_and_stable_under_inserts(
     assert [n["id"] for n in page1["items"]] == ids[::-1][:3]
     # New notes arriving between pages never shift or repeat the next page.
     await create(client, alice, title="late")
-    page2 = (await client.get(f"/v1/notes?limit=3&cursor={page1['next_cursor']}", headers=alice)).json()
+    page2 = (
+        await client.get(f"/v1/notes?limit=3&cursor={page1['next_cursor']}", headers=alice)
+    ).json()
     assert [n["id"] for n in page2["items"]] == ids[::-1][3:6]
-    page3 = (await client.get(f"/v1/notes?limit=3&cursor={page2['next_cursor']}", headers=alice)).json()
+    page3 = (
+        await client.get(f"/v1/notes?limit=3&cursor={page2['next_cursor']}", headers=alice)
+    ).json()
     assert [n["id"] for n in page3["items"]] == ids[::-1][6:]
     assert page3["next_cursor"] is None
     for bad in ("limit=0", "limit=101", "limit=abc", "cursor=garbage", "cursor=W10", "tag=UP"):
@@ -137,7 +145,9 @@ async def test_pagination_newest_first_and_stable_under_inserts(
         assert r.json()["errors"][0]["loc"][-1] in ("limit", "cursor", "tag")
 
 
-async def test_tag_filter(client: httpx.AsyncClient, alice: dict[str, str], bob: dict[str, str]) -> None:
+async def test_tag_filter(
+    client: httpx.AsyncClient, alice: dict[str, str], bob: dict[str, str]
+) -> None:
     a = await create(client, alice, title="a", tags=["work"])
     await create(client, alice, title="b", tags=["home"])
     c = await create(client, alice, title="c", tags=["work", "home"])
@@ -220,7 +230,10 @@ async def test_concurrent_idempotent_creates_make_one_note(
 ) -> None:
     body = {"title": "once"}
     results = await asyncio.gather(
-        *(client.post("/v1/notes", json=body, headers=alice | {"Idempotency-Key": "k"}) for _ in range(8))
+        *(
+            client.post("/v1/notes", json=body, headers=alice | {"Idempotency-Key": "k"})
+            for _ in range(8)
+        )
     )
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["id"] for r in results}) == 1

@@ -85,7 +85,9 @@ async def test_alg_none_in_any_case(
     await assert_rejected(client, token + "AAAAAAAAAAAA")
 
 
-async def test_hmac_signed_with_public_key(app: Quart, client: httpx.AsyncClient, user: str) -> None:
+async def test_hmac_signed_with_public_key(
+    app: Quart, client: httpx.AsyncClient, user: str
+) -> None:
     ring = svc_of(app).keys.ring
     public = json.dumps(ring.public_jwks["keys"][-1]).encode()
     pem = ring.current.as_pem(private=False)
@@ -172,7 +174,9 @@ async def test_other_algorithms_and_keys(app: Quart, client: httpx.AsyncClient, 
         ("Ed25519", OKPKey.generate_key("Ed25519")),
     ):
         head = {"alg": alg, "typ": "at+jwt", "kid": kid}
-        await assert_rejected(client, jwt.encode(head, good_claims(app, user), key, algorithms=[alg]))
+        await assert_rejected(
+            client, jwt.encode(head, good_claims(app, user), key, algorithms=[alg])
+        )
 
 
 async def test_unknown_critical_header(app: Quart, client: httpx.AsyncClient, user: str) -> None:
@@ -181,8 +185,13 @@ async def test_unknown_critical_header(app: Quart, client: httpx.AsyncClient, us
     from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
     ring = svc_of(app).keys.ring
-    head = {"alg": "ES256", "typ": "at+jwt", "kid": ring.current_kid, "crit": ["urn:evil"],
-            "urn:evil": True}
+    head = {
+        "alg": "ES256",
+        "typ": "at+jwt",
+        "kid": ring.current_kid,
+        "crit": ["urn:evil"],
+        "urn:evil": True,
+    }
     signing_input = f"{segment(head)}.{segment(good_claims(app, user))}"
     private = ring.current.private_key
     assert isinstance(private, ec.EllipticCurvePrivateKey)

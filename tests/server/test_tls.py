@@ -1,0 +1,171 @@
+"""The real server: Hypercorn with hypercorn.toml, real TLS, on loopback ports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import Server, run_server
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with run_server(tmp_path_factory.mktemp("tls")) as srv:
+        yield srv
+
+
+def handshake(server: Server, ctx: ssl.SSLContext) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_tls13_and_tls12_with_ecdhe_aead_only(server: Server) -> None:
+    ctx = server.ssl_context()
+    with handshake(server, ctx) as tls:
+        assert tls.version() == "TLSv1.3"
+    ctx12 = server.ssl_context()
+    ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+    with handshake(server, ctx12) as tls:
+        assert tls.version() == "TLSv1.2"
+        cipher = tls.cipher()
+        assert cipher is not None
+        name = cipher[0]
+        assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name), name
+
+
+@pytest.mark.parametrize(
+    "ciphers",
+    [
+        "AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES128-SHA",
+        "ECDHE-ECDSA-AES256-SHA384",
+        "DHE-RSA-AES128-GCM-SHA256",
+    ],
+)
+def test_tls12_without_ecdhe_aead_is_refused(server: Server, ciphers: str) -> None:
+    ctx = server.ssl_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers)
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        handshake(server, ctx).close()
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_old_tls_versions_refused(server: Server) -> None:
+    ctx = server.ssl_context()
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        handshake(server, ctx).close()
+
+
+def test_alpn_offers_h2_and_http11(server: Server) -> None:
+    for protocols, expected in ((["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1")):
+        ctx = server.ssl_context()
+        ctx.set_alpn_protocols(protocols)
+        with handshake(server, ctx) as tls:
+            assert tls.selected_alpn_protocol() == expected
+
+
+def test_http2_request_with_security_headers(server: Server) -> None:
+    with httpx.Client(verify=server.ssl_context(), http2=True, base_url=server.url) as client:
+        r = client.get("/healthz")
+    assert r.http_version == "HTTP/2" and r.json() == {"status": "ok"}
+    assert r.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "server" not in r.headers
+
+
+def test_plain_http_port_only_redirects(server: Server) -> None:
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}") as client:
+        for method, path in (
+            ("GET", "/v1/notes?limit=3"),
+            ("POST", "/v1/auth/token"),
+            ("GET", "/healthz"),
+        ):
+            r = client.request(method, path, headers={"Host": "evil.example"})
+            assert r.status_code == 308
+            assert r.headers["location"] == f"{server.url}{path}"
+            assert r.content == b""
+
+
+def test_full_flow_over_tls(server: Server) -> None:
+    with httpx.Client(verify=server.ssl_context(), http2=True, base_url=server.url) as client:
+        password = "Tr0ub4dor&3-horse-staple"
+        r = client.post("/v1/auth/register", json={"username": "tlsuser", "password": password})
+        assert r.status_code == 201
+        r = client.post(
+            "/v1/auth/token",
+            data={"grant_type": "password", "username": "tlsuser", "password": password},
+        )
+        token = r.json()["access_token"]
+        r = client.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.json()["username"] == "tlsuser"
+        for bad in (token[:-4] + "AAAA", "x.y.z"):
+            r = client.get("/v1/users/me", headers={"Authorization": f"Bearer {bad}"})
+            assert r.status_code == 401
+            assert (
+                r.headers["www-authenticate"] == 'Bearer realm="portcullis", error="invalid_token"'
+            )
+        r = client.post("/v1/auth/revoke", data={"token": token})
+        assert r.status_code == 200
+        r = client.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401
+
+
+def test_oversized_request_head_refused(server: Server) -> None:
+    with httpx.Client(verify=server.ssl_context(), base_url=server.url) as client:
+        try:
+            r = client.get("/healthz", headers={"X-Big": "a" * 20000})
+        except httpx.RemoteProtocolError:
+            return  # connection closed on the oversized head: also a refusal
+        assert r.status_code in (400, 431)
+
+
+def test_slow_request_head_is_cut_off(server: Server) -> None:
+    with handshake(server, server.ssl_context()) as tls:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        tls.settimeout(15)
+        started = time.monotonic()
+        data = b""
+        try:
+            while chunk := tls.recv(1024):
+                data += chunk
+        except (ssl.SSLError, ConnectionResetError, TimeoutError):
+            pass
+        assert time.monotonic() - started < 12
+        assert b"200 OK" not in data
+
+
+def test_logs_are_json_lines(server: Server) -> None:
+    with httpx.Client(verify=server.ssl_context(), base_url=server.url) as client:
+        client.get("/healthz", headers={"X-Request-ID": "server-log-check"})
+    time.sleep(0.3)
+    records = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+    assert any(
+        r["event"] == "http.request" and r.get("request_id") == "server-log-check" for r in records
+    )
+    assert any("Running on" in r["event"] for r in records)  # Hypercorn's own lines, as JSON
+
+
+def test_signing_keys_file_is_private(server: Server) -> None:
+    keys = Path(server.data_dir) / "keys" / "jwks.json"
+    assert keys.stat().st_mode & 0o777 == 0o600
+
+
+def test_sigterm_exits_cleanly(tmp_path: Path) -> None:
+    with run_server(tmp_path) as srv:
+        with httpx.Client(verify=srv.ssl_context(), base_url=srv.url) as client:
+            assert client.get("/healthz").status_code == 200
+        assert srv.stop(signal.SIGTERM) == 0
