@@ -9,10 +9,11 @@ encoding escapes control characters, so a value can never forge a second line.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -62,6 +63,11 @@ def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDi
     return redact_value(event_dict)  # type: ignore[no-any-return]
 
 
+def add_pid(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    event_dict.setdefault("pid", os.getpid())  # which worker process wrote the line
+    return event_dict
+
+
 def add_request_id(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     info = request_info()
     if info is not None:
@@ -86,7 +92,17 @@ _shared: list[Processor] = [
     structlog.stdlib.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
     add_request_id,
+    add_pid,
 ]
+
+
+_FIRST = ("ts", "level", "event", "request_id")
+
+
+def _order(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    ordered = {key: event_dict.pop(key) for key in _FIRST if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
 
 
 def _final(pre: list[Processor]) -> list[Processor]:
@@ -96,6 +112,7 @@ def _final(pre: list[Processor]) -> list[Processor]:
         _level_upper,
         structlog.processors.format_exc_info,
         redact,
+        _order,
         structlog.processors.JSONRenderer(ensure_ascii=False, sort_keys=False),
     ]
 
@@ -110,9 +127,29 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
         )
 
 
+if TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[TextIO]
+else:
+    _StreamHandler = logging.StreamHandler
+
+
+class StdoutHandler(_StreamHandler):
+    """Writes to whatever `sys.stdout` is at the time of the record."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Route structlog and the standard library through one JSON handler on stdout."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else StdoutHandler()
+    )
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -5,7 +5,7 @@ hasher, limiter, denylist, blocks, metrics, Redis. `start` runs in `before_servi
 `stop` in `after_serving`. Background upkeep, never on a request's path:
 - replay new rows of the signals table (revocations, blocks) every 0.5 s, and at once
   when Redis announces one (pub/sub), so every process and replica enforces them;
-- reload the signing key file when it changes (within `RELOAD_SECONDS`);
+- reload the signing key file when it changes (checked every `READY_SECONDS`);
 - retry the start-up migration while the database is down; purge expired state.
 """
 
@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from quart import current_app
@@ -26,18 +27,20 @@ from .logging import get_logger, security_event
 from .metrics import Metrics
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
-from .security.keys import RELOAD_SECONDS, KeyManager
+from .security.keys import KeyManager
 from .security.passwords import PasswordService
 from .security.ratelimit import Limiter, RedisEngine
 from .security.tokens import TokenService
 from .store import audit, idempotency, migrations
 from .store import signals as signal_store
 from .store.db import Database, now_us
+from .workers import live_workers, register_worker, unregister_worker
 
 log = get_logger("portcullis.services")
 EXTENSION = "portcullis"
 SIGNAL_CHANNEL = "portcullis:signals"
 POLL_SECONDS = 0.5
+READY_SECONDS = 2.5
 
 
 @dataclass
@@ -86,11 +89,13 @@ class Services:
         self._last_signal = 0
         self._migrated = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._worker_dir: Path | None = None
         self._wake = asyncio.Event()
 
     # Life cycle -----------------------------------------------------------------
 
     async def start(self) -> None:
+        self._worker_dir = register_worker(self.settings.data_dir)
         await self._try_migrate()
         with contextlib.suppress(Exception):
             await self.poll_signals()
@@ -114,12 +119,14 @@ class Services:
         await self.db.close()
         self.passwords.close()
         self.metrics.process_exit()
+        if self._worker_dir is not None:
+            unregister_worker(self._worker_dir)
 
     async def _try_migrate(self) -> None:
         try:
             await migrations.migrate(self.db)
         except Exception as exc:
-            log.error("database.migrate_failed", reason=type(exc).__name__, level="error")
+            log.error("database.migrate_failed", reason=type(exc).__name__)
         else:
             self._migrated = True
 
@@ -183,10 +190,31 @@ class Services:
             except Exception:
                 await asyncio.sleep(1.0)
 
+    def warn_if_limits_per_process(self) -> int:
+        """Without Redis, limits and failure counts live in each worker process."""
+        workers = live_workers(self._worker_dir) if self._worker_dir is not None else 1
+        if workers > 1 and self.redis is None:
+            log.warning(
+                "ratelimit.per_process",
+                workers=workers,
+                detail=(
+                    f"{workers} worker processes and no PORTCULLIS_REDIS_URL: rate limits and "
+                    "failure counts are enforced per process, so a client may get up to "
+                    f"{workers} times each limit. Set PORTCULLIS_REDIS_URL for exact limits."
+                ),
+            )
+        return workers
+
     async def _upkeep_loop(self) -> None:
-        last_purge = 0.0
+        last_purge = started = time.monotonic()
+        warned = False
         while True:
-            await asyncio.sleep(min(RELOAD_SECONDS, 5.0))
+            await asyncio.sleep(READY_SECONDS)
+            if not warned and time.monotonic() - started > 3:  # sibling workers are up
+                warned = True
+                self.warn_if_limits_per_process()
+            with contextlib.suppress(Exception):
+                await self.check_ready()  # keeps dependency_up and the logs current
             try:
                 if self.keys.maybe_reload():
                     log.info("keys.reloaded", kid=self.keys.ring.current_kid)
@@ -221,6 +249,15 @@ class Services:
             return "ok"
 
         db_state, redis_state = await asyncio.gather(database(), redis())
+        previous = self.readiness
+        for name, before, after in (
+            ("database", previous.database, db_state),
+            ("redis", previous.redis, redis_state),
+        ):
+            if after == "unavailable" and before != "unavailable":
+                log.error("dependency.down", dependency=name, reason="check_failed")
+            elif after == "ok" and before == "unavailable":
+                log.warning("dependency.recovered", dependency=name)
         self.readiness = Readiness(database=db_state, redis=redis_state, checked=time.time())
         self.metrics.dependency_up.labels("database").set(1 if db_state == "ok" else 0)
         if self.redis is not None:

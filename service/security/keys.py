@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey, KeySet
 
 ALGORITHM = "ES256"
 ALGORITHMS = (ALGORITHM,)
-RELOAD_SECONDS = 10.0
+RELOAD_SECONDS = 2.5  # how often running processes look at the key file
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 

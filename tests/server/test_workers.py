@@ -1,0 +1,154 @@
+"""Several Hypercorn workers: aggregated metrics, per-process limit warning, key
+rotation without restart, graceful shutdown, slow clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.server import ROOT, Server, run_server
+
+pytestmark = pytest.mark.server
+PASSWORD = "Tr0ub4dor&3-horse-staple"
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with run_server(tmp_path_factory.mktemp("workers"), workers=2) as srv:
+        yield srv
+
+
+def log_records(server: Server) -> list[dict[str, object]]:
+    return [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
+
+
+def healthz_count(text: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "portcullis_http_requests_total" and sample.labels == {
+                "method": "GET",
+                "route": "/healthz",
+                "status": "200",
+            }:
+                return float(sample.value)
+    return 0.0
+
+
+def test_metrics_sum_every_worker(two_workers: Server) -> None:
+    sent = 0
+    pids: set[object] = set()
+    for _ in range(20):  # new connections until both workers have answered some
+        for _ in range(10):
+            with httpx.Client(verify=two_workers.ssl_context(), base_url=two_workers.url) as c:
+                assert c.get("/healthz").status_code == 200
+                sent += 1
+        time.sleep(0.2)
+        pids = {r.get("pid") for r in log_records(two_workers) if r.get("route") == "/healthz"}
+        if len(pids) >= 2:
+            break
+    assert len(pids) == 2, "the requests never reached both workers"
+    for _ in range(6):  # whichever worker answers the scrape, it sees every request
+        with httpx.Client(verify=two_workers.ssl_context(), base_url=two_workers.url) as c:
+            assert healthz_count(c.get("/metrics").text) == sent
+
+
+def test_workers_say_limits_are_per_process_without_redis(two_workers: Server) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        warnings = [r for r in log_records(two_workers) if r["event"] == "ratelimit.per_process"]
+        if warnings:
+            break
+        time.sleep(0.5)
+    assert warnings and warnings[0]["level"] == "WARNING" and warnings[0]["workers"] == 2
+
+
+def test_key_rotation_reaches_running_workers(two_workers: Server) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PORTCULLIS_DATA_DIR": str(two_workers.data_dir),
+        "PORTCULLIS_ISSUER": two_workers.url,
+    }
+    with httpx.Client(verify=two_workers.ssl_context(), base_url=two_workers.url) as c:
+        c.post("/v1/auth/register", json={"username": "rotator", "password": PASSWORD})
+        form = {"grant_type": "password", "username": "rotator", "password": PASSWORD}
+        old = c.post("/v1/auth/token", data=form).json()["access_token"]
+        old_kids = {k["kid"] for k in c.get("/.well-known/jwks.json").json()["keys"]}
+        result = subprocess.run(
+            [sys.executable, "-m", "service", "keys", "rotate"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        new_kid = json.loads(result.stdout)["kid"]
+        deadline = time.monotonic() + 60
+        seen: set[str] = set()
+        while len(seen) < 4 and time.monotonic() < deadline:  # several workers answer
+            with httpx.Client(verify=two_workers.ssl_context(), base_url=two_workers.url) as fresh:
+                token = fresh.post("/v1/auth/token", data=form).json()["access_token"]
+            header = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[0] + "=="))
+            if header["kid"] == new_kid:
+                seen.add(token)
+            else:
+                seen.clear()
+                time.sleep(0.5)
+        assert len(seen) == 4, "workers did not switch to the new key within 60 s"
+        keys = {k["kid"] for k in c.get("/.well-known/jwks.json").json()["keys"]}
+        assert keys == old_kids | {new_kid}
+        # tokens signed by the previous key stay valid until they expire
+        assert c.get("/v1/users/me", headers={"Authorization": f"Bearer {old}"}).status_code == 200
+
+
+def _tls(server: Server) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    return server.ssl_context().wrap_socket(raw, server_hostname="localhost")
+
+
+def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
+    body = json.dumps({"username": "graceful", "password": PASSWORD}).encode()
+    with run_server(tmp_path) as srv, _tls(srv) as conn:
+        conn.sendall(
+            b"POST /v1/auth/register HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body[:10]
+        )
+        time.sleep(0.5)
+        srv.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        conn.sendall(body[10:])
+        answer = conn.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+        assert srv.process.wait(timeout=30) == 0
+
+
+def test_slow_body_is_cut_off(two_workers: Server) -> None:
+    with _tls(two_workers) as conn:
+        conn.sendall(
+            b"POST /v1/auth/register HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        started = time.monotonic()
+        data = b""
+        try:
+            while chunk := conn.recv(4096):
+                data += chunk
+        except (ssl.SSLError, OSError):
+            pass
+        assert time.monotonic() - started < 16
+        assert not data.startswith(b"HTTP/1.1 2")

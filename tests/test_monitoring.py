@@ -1,0 +1,297 @@
+"""Monitoring: metrics after known requests, automatic blocking, readiness outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from quart import Quart
+
+from service import create_app
+from service.store import signals
+from tests.conftest import (
+    PASSWORD,
+    PG_URL,
+    bearer,
+    client_for,
+    make_admin,
+    needs_pg,
+    register,
+    reset_postgres,
+    user_token,
+)
+from tests.support.tcpproxy import TcpProxy
+
+ATTACKER = "198.51.100.66"
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_after_a_known_sequence(app: Quart, client: httpx.AsyncClient) -> None:
+    await register(client, "metric")
+    await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "password", "username": "metric", "password": "bad-password-1"},
+    )
+    token = bearer(
+        (
+            await client.post(
+                "/v1/auth/token",
+                data={"grant_type": "password", "username": "metric", "password": PASSWORD},
+            )
+        ).json()["access_token"]
+    )
+    note = (await client.post("/v1/notes", json={"title": "x"}, headers=token)).json()
+    await client.get(f"/v1/notes/{note['id']}", headers=token)
+    await client.get(f"/v1/notes/{note['id']}", headers=token)
+    await client.get("/v1/users/me", headers={"Authorization": "Bearer a.b.c"})
+    await client.get("/v1/users/me", headers=bearer("x" * 5000))
+    async with client_for(app, ip="127.0.0.1") as local:
+        text = (await local.get("/metrics")).text
+        assert (await local.get("/metrics")).headers["content-type"].startswith("text/plain")
+    assert (
+        value(
+            text,
+            "portcullis_http_requests_total",
+            method="GET",
+            route="/v1/notes/<note_id>",
+            status="200",
+        )
+        == 2
+    )
+    assert (
+        value(
+            text,
+            "portcullis_http_requests_total",
+            method="POST",
+            route="/v1/auth/token",
+            status="400",
+        )
+        == 1
+    )
+    assert (
+        value(
+            text, "portcullis_http_request_duration_seconds_count", method="POST", route="/v1/notes"
+        )
+        == 1
+    )
+    assert value(text, "portcullis_logins_total", outcome="failure") == 1
+    assert value(text, "portcullis_logins_total", outcome="success") == 1
+    assert value(text, "portcullis_auth_failures_total", reason="malformed") == 1
+    assert value(text, "portcullis_auth_failures_total", reason="oversized") == 1
+    assert value(text, "portcullis_http_requests_in_flight") == 1  # the scrape itself
+    assert value(text, "portcullis_dependency_up", dependency="database") in (0, 1)
+    # no raw path, id, IP or username in any label
+    for (name, labels), _ in samples(text).items():
+        for _, label in labels:
+            assert note["id"] not in label and "metric" != label and "127.0.0.1" not in label, (
+                name,
+                label,
+            )
+
+
+async def test_metrics_only_for_allowed_networks(client: httpx.AsyncClient) -> None:
+    r = await client.get("/metrics")
+    assert r.status_code == 404 and "portcullis_" not in r.text
+
+
+@pytest.fixture
+async def blocking_app(settings_factory: Any) -> AsyncIterator[Quart]:
+    app = create_app(
+        settings_factory(block_after="5/minute", block_seconds=2, block_exempt="192.0.2.0/24")
+    )
+    async with app.test_app():
+        yield app
+
+
+async def test_repeated_failures_block_the_client(
+    capsys: pytest.CaptureFixture[str], blocking_app: Quart
+) -> None:
+    async with client_for(blocking_app, ip=ATTACKER) as attacker:
+        codes = []
+        for i in range(9):
+            r = await attacker.get(
+                "/v1/users/me",
+                headers={
+                    "Authorization": f"Bearer forged.token.{i:08d}",
+                    "X-Forwarded-For": f"10.0.0.{i}",
+                },
+            )
+            codes.append(r.status_code)
+        assert codes[:6] == [401] * 6 and codes[6:] == [403, 403, 403]
+        r = await attacker.get("/v1/notes")
+        assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
+        r = await attacker.post("/v1/auth/register", json={"username": "new", "password": PASSWORD})
+        assert r.status_code == 403
+        assert (await attacker.get("/healthz")).status_code == 200  # probes are not /v1
+    async with client_for(blocking_app) as bystander:
+        assert (await bystander.get("/v1/notes")).status_code == 401
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    blocked = [r for r in records if r["event"] == "client.blocked"]
+    assert len(blocked) == 1
+    assert (
+        blocked[0]["level"] == "ERROR"
+        and blocked[0]["client_ip"] == ATTACKER
+        and blocked[0]["reason"]
+    )
+    async with client_for(blocking_app, ip="127.0.0.1") as local:
+        text = (await local.get("/metrics")).text
+    assert value(text, "portcullis_client_blocks_total") == 1
+
+
+async def test_block_expires_and_doubles_on_repeat(blocking_app: Quart) -> None:
+    async with client_for(blocking_app, ip=ATTACKER) as attacker:
+        for _ in range(7):
+            r = await attacker.get("/v1/notes/00000000-0000-4000-8000-000000000000")
+        assert r.status_code == 403
+        async with blocking_app.extensions["portcullis"].db.begin() as conn:
+            first = await signals.get_block(conn, ip=ATTACKER)
+        assert first is not None and first["level"] == 0
+        assert 1.5 < (first["until_us"] - first["created_us"]) / 1e6 <= 2.0
+        await asyncio.sleep(2.1)
+        # the block is over; failing on regardless brings a longer one
+        assert (await attacker.get("/v1/notes")).status_code == 401
+        for _ in range(8):
+            r = await attacker.get("/v1/notes")
+        assert r.status_code == 403
+        async with blocking_app.extensions["portcullis"].db.begin() as conn:
+            second = await signals.get_block(conn, ip=ATTACKER)
+        assert second is not None and second["level"] == 1
+        assert 3.5 < (second["until_us"] - second["created_us"]) / 1e6 <= 4.0
+
+
+async def test_exempt_networks_are_never_blocked(blocking_app: Quart) -> None:
+    async with client_for(blocking_app, ip="192.0.2.10") as monitor:
+        codes = [(await monitor.get("/v1/notes")).status_code for _ in range(10)]
+    assert set(codes) == {401}
+
+
+async def test_admin_lists_and_lifts_blocks(blocking_app: Quart) -> None:
+    async with client_for(blocking_app, ip=ATTACKER) as attacker:
+        for _ in range(7):
+            await attacker.get("/v1/notes")
+        assert (await attacker.get("/v1/notes")).status_code == 403
+        async with client_for(blocking_app, ip="203.0.113.99") as admin_client:
+            admin = bearer(await make_admin(blocking_app, admin_client))
+            listed = (await admin_client.get("/v1/admin/blocks", headers=admin)).json()
+            assert [b["ip"] for b in listed["items"]] == [ATTACKER]
+            assert listed["items"][0]["reason"] and listed["items"][0]["until"].endswith("Z")
+            r = await admin_client.delete(f"/v1/admin/blocks/{ATTACKER}", headers=admin)
+            assert r.status_code == 204
+            r = await admin_client.delete(f"/v1/admin/blocks/{ATTACKER}", headers=admin)
+            assert r.status_code == 404
+            assert (
+                await admin_client.delete("/v1/admin/blocks/not-an-ip", headers=admin)
+            ).status_code == 404
+            assert (await admin_client.get("/v1/admin/blocks", headers=admin)).json()["items"] == []
+            events = (await admin_client.get("/v1/admin/audit", headers=admin)).json()["items"]
+            assert {"client.blocked", "client.unblocked"} <= {e["event"] for e in events}
+        assert (await attacker.get("/v1/notes")).status_code == 401
+
+
+async def test_failed_logins_count_towards_a_block(blocking_app: Quart) -> None:
+    async with client_for(blocking_app, ip=ATTACKER) as attacker:
+        codes = []
+        for i in range(8):
+            r = await attacker.post(
+                "/v1/auth/token",
+                data={
+                    "grant_type": "password",
+                    "username": f"user{i}",
+                    "password": "guess-guess-1",
+                },
+                headers={"X-Forwarded-For": f"10.1.1.{i}"},
+            )
+            codes.append(r.status_code)
+        assert codes[:6] == [400] * 6 and 403 in codes[6:]
+
+
+async def test_block_is_shared_by_instances_on_one_database(settings_factory: Any) -> None:
+    settings = settings_factory(block_after="3/minute", block_seconds=60)
+    a, b = create_app(settings), create_app(settings)
+    async with a.test_app(), b.test_app():
+        async with client_for(a, ip=ATTACKER) as via_a, client_for(b, ip=ATTACKER) as via_b:
+            assert (await via_b.get("/v1/notes")).status_code == 401
+            for _ in range(5):
+                await via_a.get("/v1/notes")
+            assert (await via_a.get("/v1/notes")).status_code == 403
+            deadline = time.monotonic() + 2
+            while (await via_b.get("/v1/notes")).status_code != 403:
+                assert time.monotonic() < deadline, "the other instance never saw the block"
+                await asyncio.sleep(0.1)
+
+
+async def test_revocation_reaches_other_instances_within_a_second(settings_factory: Any) -> None:
+    settings = settings_factory()
+    a, b = create_app(settings), create_app(settings)
+    async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:
+        token = await user_token(ca, "twoinstances")
+        assert (await cb.get("/v1/users/me", headers=bearer(token))).status_code == 200
+        assert (await ca.post("/v1/auth/revoke", data={"token": token})).status_code == 200
+        started = time.monotonic()
+        while (await cb.get("/v1/users/me", headers=bearer(token))).status_code != 401:
+            await asyncio.sleep(0.05)
+        assert time.monotonic() - started < 1.0
+
+
+@needs_pg
+async def test_database_outage_readiness_and_recovery(
+    settings_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert PG_URL
+    await reset_postgres(PG_URL)
+    target = httpx.URL(PG_URL.replace("postgresql+asyncpg", "postgresql"))
+    proxy = await TcpProxy(target.host, target.port or 5432).start()
+    dsn = PG_URL.replace(f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}")
+    app = create_app(settings_factory(database_url=dsn))
+    try:
+        async with app.test_app(), client_for(app) as c, client_for(app, ip="127.0.0.1") as local:
+            token = bearer(await user_token(c, "outage"))
+            assert (await c.get("/readyz")).json() == {
+                "status": "ready",
+                "checks": {"database": "ok", "redis": "disabled"},
+            }
+            proxy.cut()
+            started = time.monotonic()
+            r = await c.get("/readyz")
+            assert time.monotonic() - started < 5
+            assert r.status_code == 503 and r.headers["retry-after"]
+            assert r.json() == {
+                "status": "unavailable",
+                "checks": {"database": "unavailable", "redis": "disabled"},
+            }
+            r = await c.get("/v1/notes", headers=token)
+            assert r.status_code == 503 and r.headers["retry-after"]
+            assert r.headers["content-type"] == "application/problem+json"
+            assert "asyncpg" not in r.text and "Traceback" not in r.text
+            # bearer authentication needs no database
+            assert (await c.get("/healthz")).status_code == 200
+            metrics = await local.get("/metrics")
+            assert metrics.status_code == 200
+            assert value(metrics.text, "portcullis_dependency_up", dependency="database") == 0
+            proxy.restore()
+            deadline = time.monotonic() + 10
+            while (await c.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "not ready again within 10 s"
+                await asyncio.sleep(0.2)
+            assert (await c.get("/v1/notes", headers=token)).status_code == 200
+    finally:
+        await proxy.stop()
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert any(r["event"] == "dependency.down" and r["level"] == "ERROR" for r in records)
