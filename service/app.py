@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import guard
 from .api import admin, auth, notes, ops, users
+from .api.responses import install_fast_responses
 from .config import Settings
 from .errors import ServiceUnavailable, problem_response, register_error_handlers
 from .logging import configure_logging, get_logger
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         security=[{"bearer": []}],
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    install_fast_responses(app)
     svc = Services(settings, metrics or Metrics())
     app.extensions[EXTENSION] = svc
 

@@ -13,10 +13,11 @@ import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from .context import request_info
 
@@ -34,11 +35,20 @@ _SECRET_VALUES = (
     (re.compile(r"(://[^:/@\s]*:)[^@\s]*@"), r"\1" + REDACTED + "@"),
     (re.compile(r"(?i)((?:password|client_secret|refresh_token|token)=)[^&\s]*"), r"\1" + REDACTED),
 )
+# Cheap pre-check: a value none of the patterns could match is left alone.
+_SUSPECT = re.compile(r"(?i)eyJ|bearer|basic|://|=")
 _SAFE_KEYS = frozenset({"event", "reason", "token_type_hint", "grant_type"})
+
+
+@lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    return key not in _SAFE_KEYS and _SECRET_KEYS.search(key) is not None
 
 
 def redact_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
+        if _SUSPECT.search(value) is None:
+            return value
         for pattern, replacement in _SECRET_VALUES:
             value = pattern.sub(replacement, value)
         return value
@@ -48,7 +58,7 @@ def redact_value(value: Any, depth: int = 0) -> Any:
         return {
             key: (
                 REDACTED
-                if isinstance(key, str) and key not in _SAFE_KEYS and _SECRET_KEYS.search(key)
+                if isinstance(key, str) and _secret_key(key)
                 else redact_value(item, depth + 1)
             )
             for key, item in value.items()
@@ -100,6 +110,8 @@ _FIRST = ("ts", "level", "event", "request_id")
 
 
 def _order(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    if "logger_name" in event_dict:
+        event_dict["logger"] = event_dict.pop("logger_name")
     ordered = {key: event_dict.pop(key) for key in _FIRST if key in event_dict}
     ordered.update(event_dict)
     return ordered
@@ -133,6 +145,16 @@ else:
     _StreamHandler = logging.StreamHandler
 
 
+class _Stdout:
+    """A file whose writes go to whatever `sys.stdout` is now (tests swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 class StdoutHandler(_StreamHandler):
     """Writes to whatever `sys.stdout` is at the time of the record."""
 
@@ -162,19 +184,19 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         hlog = logging.getLogger(name)
         hlog.handlers = []
         hlog.propagate = True
+    # The service's own events skip the standard library: structlog renders them
+    # straight to stdout (a third of the cost per line); foreign records (Hypercorn,
+    # SQLAlchemy...) go through the handler above with the same processors.
     structlog.configure(
-        processors=[
-            *_shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        processors=[*_shared, *_final([])[1:]],
+        logger_factory=structlog.WriteLoggerFactory(file=stream or _Stdout()),  # type: ignore[arg-type]
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=False,
     )
 
 
-def get_logger(name: str = "portcullis") -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+def get_logger(name: str = "portcullis") -> FilteringBoundLogger:
+    logger: FilteringBoundLogger = structlog.get_logger(logger_name=name)
     return logger
 
 

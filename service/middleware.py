@@ -190,7 +190,10 @@ class InflightLimitMiddleware:
         if self._slots is None:  # created lazily inside the serving event loop
             self._slots = asyncio.Semaphore(self.limit)
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self.wait)
+            if self._slots.locked():  # only a full house pays for a timed wait
+                await asyncio.wait_for(self._slots.acquire(), timeout=self.wait)
+            else:
+                await self._slots.acquire()
         except TimeoutError:
             await send_problem(
                 send,

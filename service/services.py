@@ -159,7 +159,7 @@ class Services:
             self.blocks.remove(value)
 
     async def poll_signals(self) -> None:
-        async with self.db.begin() as conn:
+        async with self.db.read() as conn:
             rows = await signal_store.signals_after(conn, after_id=self._last_signal)
         for row in rows:
             self._apply(row["kind"], row["value"], row["expires_us"] / 1_000_000, row["data"])

@@ -41,7 +41,7 @@ def make_blueprint() -> Blueprint:
     async def list_users(query_args: PageQuery) -> Page[UserPublic]:
         """All users, newest first."""
         after = _cursor(query_args.cursor, (int, str))
-        async with services().db.begin() as conn:
+        async with services().db.read() as conn:
             rows = await user_store.list_users(
                 conn,
                 limit=query_args.limit + 1,
@@ -93,7 +93,7 @@ def make_blueprint() -> Blueprint:
     async def list_audit(query_args: PageQuery) -> Page[AuditEvent]:
         """Security audit events, newest first (read-only: nothing here can change one)."""
         after = _cursor(query_args.cursor, (int,))
-        async with services().db.begin() as conn:
+        async with services().db.read() as conn:
             rows = await audit.list_events(
                 conn,
                 limit=query_args.limit + 1,
@@ -122,7 +122,7 @@ def make_blueprint() -> Blueprint:
     async def list_blocks(query_args: PageQuery) -> Page[BlockOut]:
         """Client addresses blocked now."""
         after = _cursor(query_args.cursor, (int, str))
-        async with services().db.begin() as conn:
+        async with services().db.read() as conn:
             rows = await signal_store.list_blocks(
                 conn,
                 limit=query_args.limit + 1,

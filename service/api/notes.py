@@ -138,7 +138,7 @@ def make_blueprint() -> Blueprint:
                 raise ValidationFailed(
                     errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]
                 ) from None
-        async with services().db.begin() as conn:
+        async with services().db.read() as conn:
             rows = await note_store.list_notes(
                 conn,
                 owner_id=current_principal().sub,
@@ -155,7 +155,7 @@ def make_blueprint() -> Blueprint:
     @validate_response(NotePublic)
     async def get_note(note_id: str) -> tuple[NotePublic, int, dict[str, str]]:
         """One note, with its `ETag`."""
-        async with services().db.begin() as conn:
+        async with services().db.read() as conn:
             note = await note_store.get_note(
                 conn, note_id=_note_id(note_id), owner_id=current_principal().sub
             )

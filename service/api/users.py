@@ -23,7 +23,7 @@ def make_blueprint() -> Blueprint:
         """The caller's profile; for a client token, the client."""
         principal = current_principal()
         svc = services()
-        async with svc.db.begin() as conn:
+        async with svc.db.read() as conn:
             if principal.is_client:
                 client = await user_store.get_client(conn, client_id=principal.client_id)
                 if client is None or client["disabled"]:

@@ -113,7 +113,7 @@ async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenO
         svc.metrics.logins.labels("failure").inc()
         security_event("auth.login_failed", reason="account_throttled")
         raise TooManyRequests(budget.retry_after, policy="login")
-    async with svc.db.begin() as conn:
+    async with svc.db.read() as conn:
         user = await user_store.get_user_by_name(conn, username=username)
     stored = user["password_hash"] if user is not None else None
     ok = await svc.passwords.verify_or_dummy(stored, password)
@@ -221,7 +221,7 @@ async def client_credentials_grant(
     client_id, secret, basic = _client_credentials(form, authorization)
     client = None
     if client_id and len(client_id) <= 64:
-        async with svc.db.begin() as conn:
+        async with svc.db.read() as conn:
             client = await user_store.get_client(conn, client_id=client_id)
     expected = client["secret_hash"] if client else _DUMMY_SECRET_HASH
     matches = hmac.compare_digest(expected, sha256(secret))

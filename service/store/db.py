@@ -12,6 +12,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+_READ_ONLY = "portcullis_read_only"
+
 
 def now_us() -> int:
     return time.time_ns() // 1000
@@ -21,14 +23,18 @@ class Database:
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         url = make_url(dsn)
         self.dialect = url.get_backend_name()
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 10}
+            # Every write transaction ends explicitly (commit or rollback) and reads run
+            # without one, so the pool's extra ROLLBACK per checkout is only a thread hop.
+            kwargs["pool_reset_on_return"] = None
         elif self.dialect == "postgresql":
             kwargs.update(
                 pool_size=pool_size,
+                pool_recycle=1800,
                 max_overflow=pool_size,
                 pool_timeout=5,
                 connect_args={"timeout": 5, "command_timeout": 10},
@@ -54,12 +60,26 @@ class Database:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front. Readers of one statement need no
+            # transaction: each statement reads one WAL snapshot beside the writer.
+            if not conn.get_execution_options().get(_READ_ONLY, False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A transaction: committed when the block ends, rolled back on error."""
         async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """For reads of a single statement: no transaction round trips (autocommit on
+        PostgreSQL, no BEGIN on SQLite), so it never queues behind writers."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                await conn.execution_options(**{_READ_ONLY: True})
+            else:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     async def ping(self) -> None:

@@ -36,9 +36,14 @@ async def save_record(
     body: str,
     location: str | None,
 ) -> None:
-    # An expired record with the same key may still be there: replace it.
+    # An expired record with the same key may still be there: replace it. A live one is
+    # never deleted here, so a concurrent duplicate fails on the primary key instead.
     await conn.execute(
-        delete(idempotency).where(idempotency.c.owner_id == owner_id, idempotency.c.key == key)
+        delete(idempotency).where(
+            idempotency.c.owner_id == owner_id,
+            idempotency.c.key == key,
+            idempotency.c.created_us <= now_us() - KEEP_US,
+        )
     )
     await conn.execute(
         idempotency.insert().values(

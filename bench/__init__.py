@@ -1,0 +1,1 @@
+"""`make bench`: measurements behind the design choices (see README, "Performance")."""
