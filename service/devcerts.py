@@ -106,3 +106,29 @@ def make_dev_certs(folder: Path, days: int = 365) -> dict[str, Path]:
     _write(paths["key"], _key_pem(key), 0o600)
     _write(paths["cert"], cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return paths
+
+
+def make_client_cert(folder: Path, name: str, days: int = 30) -> dict[str, Path]:
+    """A client certificate signed by the development CA in `folder` (for mutual TLS)."""
+    ca_key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the development CA key must be an EC key")
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = {"cert": folder / f"client-{name}.pem", "key": folder / f"client-{name}-key.pem"}
+    _write(paths["key"], _key_pem(key), 0o600)
+    _write(paths["cert"], cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return paths

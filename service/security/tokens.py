@@ -24,7 +24,7 @@ from typing import Any
 from authlib.oauth2.rfc9068 import JWTBearerTokenValidator
 from authlib.oauth2.rfc9068.claims import JWTAccessTokenClaims
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
 
 from .keys import ALGORITHM, ALGORITHMS, KeyManager
 
@@ -165,14 +165,11 @@ def _header(token: str) -> dict[str, Any]:
 
 
 def _reason(exc: JoseError) -> str:
-    name = type(exc).__name__
-    if name == "ExpiredTokenError":
+    if isinstance(exc, ExpiredTokenError):
         return "expired"
-    if name in ("InvalidTokenError",) and "nbf" in str(exc):
-        return "not_yet_valid"
-    if name in ("BadSignatureError",):
+    if isinstance(exc, BadSignatureError):
         return "bad_signature"
-    if name in ("MissingClaimError", "InvalidClaimError", "InvalidTokenError"):
+    if isinstance(exc, ClaimError):
         return "invalid_claim"
     return "invalid"
 

@@ -240,3 +240,24 @@ async def test_missing_token_has_no_error_code(client: httpx.AsyncClient) -> Non
     assert r.headers["www-authenticate"] == 'Bearer realm="portcullis"'
     r = await client.get("/v1/users/me", headers={"Authorization": "Bearer "})
     assert r.headers["www-authenticate"] == INVALID
+
+
+async def test_rejection_reasons_are_stable_codes(app: Quart, user: str) -> None:
+    tokens = svc_of(app).tokens
+    good = sign(app, good_claims(app, user))
+    head, body, sig = good.split(".")
+    none_head = segment({"alg": "none", "typ": "at+jwt", "kid": svc_of(app).keys.ring.current_kid})
+    cases = {
+        "expired": sign(app, good_claims(app, user, exp=int(time.time()) - 600)),
+        "invalid_claim": sign(app, good_claims(app, user, aud="elsewhere")),
+        "bad_signature": f"{head}.{body}.{sig[::-1]}",
+        "bad_algorithm": f"{none_head}.{body}.{sig}",
+        "bad_type": sign(app, good_claims(app, user), typ="JWT"),
+        "unknown_key": sign(app, good_claims(app, user), kid="nope"),
+        "malformed": "not-a-token",
+        "oversized": "a" * 5000,
+    }
+    for reason, token in cases.items():
+        with pytest.raises(TokenRejected) as info:
+            tokens.verify(token)
+        assert info.value.reason == reason, (reason, info.value.reason)

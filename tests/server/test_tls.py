@@ -169,3 +169,21 @@ def test_sigterm_exits_cleanly(tmp_path: Path) -> None:
         with httpx.Client(verify=srv.ssl_context(), base_url=srv.url) as client:
             assert client.get("/healthz").status_code == 200
         assert srv.stop(signal.SIGTERM) == 0
+
+
+def test_mutual_tls_when_configured(tmp_path: Path) -> None:
+    from service.devcerts import make_client_cert
+
+    args = ("--ca-certs", str(tmp_path / "certs" / "ca.pem"), "--verify-mode", "CERT_REQUIRED")
+    with run_server(tmp_path, extra_args=args) as srv:
+        anonymous = srv.ssl_context()
+        with (
+            pytest.raises((ssl.SSLError, ConnectionResetError, httpx.HTTPError)),
+            httpx.Client(verify=anonymous, base_url=srv.url) as client,
+        ):
+            client.get("/healthz")
+        client_cert = make_client_cert(tmp_path / "certs", "robot")
+        ctx = srv.ssl_context()
+        ctx.load_cert_chain(client_cert["cert"], client_cert["key"])
+        with httpx.Client(verify=ctx, base_url=srv.url) as client:
+            assert client.get("/healthz").status_code == 200

@@ -49,7 +49,11 @@ class Server:
 
 @contextlib.contextmanager
 def run_server(
-    tmp: Path, *, workers: int = 1, env: dict[str, str] | None = None
+    tmp: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     certs = make_dev_certs(tmp / "certs")
     port, http_port = free_port(), free_port()
@@ -89,6 +93,7 @@ def run_server(
                 str(certs["key"]),
                 "--workers",
                 str(workers),
+                *extra_args,
                 "service.asgi:app",
             ],
             env=environment,
