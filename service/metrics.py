@@ -13,44 +13,21 @@ wins (the operator then owns its clean-up).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
+from .workers import group_folder
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
     """Choose and prepare the shared metrics folder of this server process group."""
     if os.environ.get(ENV):
         return Path(os.environ[ENV])
-    parent = multiprocessing.parent_process()
-    group = parent.pid if parent is not None and parent.pid is not None else os.getpid()
-    base = (data_dir / "metrics").resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    for old in base.iterdir():
-        if (
-            old.is_dir()
-            and old.name.isdigit()
-            and int(old.name) != group
-            and not _alive(int(old.name))
-        ):
-            shutil.rmtree(old, ignore_errors=True)
-    folder = base / str(group)
-    folder.mkdir(exist_ok=True)
+    folder = group_folder((data_dir / "metrics").resolve())
     os.environ[ENV] = str(folder)
     return folder
 

@@ -1,5 +1,6 @@
-"""Which worker processes of this server are alive (Hypercorn spawns each worker as a
-child of one master; they share `<data_dir>/run/<master pid>/`)."""
+"""The process group of one server: Hypercorn spawns each worker as a child of one
+master, so workers share folders named after the master's pid (`<data_dir>/run/<pid>/`,
+`<data_dir>/metrics/<pid>/`); folders of masters that are gone are removed."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import shutil
 from pathlib import Path
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -20,16 +21,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def register_worker(data_dir: Path) -> Path:
+def group_folder(base: Path) -> Path:
+    """`base/<master pid>/`, created; siblings of dead masters are deleted."""
     parent = multiprocessing.parent_process()
     group = parent.pid if parent is not None and parent.pid is not None else os.getpid()
-    base = data_dir / "run"
     base.mkdir(parents=True, exist_ok=True)
     for old in base.iterdir():
-        if old.name.isdigit() and int(old.name) != group and not _alive(int(old.name)):
-            shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and old.name.isdigit() and int(old.name) != group:
+            if not process_alive(int(old.name)):
+                shutil.rmtree(old, ignore_errors=True)
     folder = base / str(group)
     folder.mkdir(exist_ok=True)
+    return folder
+
+
+def register_worker(data_dir: Path) -> Path:
+    folder = group_folder(data_dir / "run")
     (folder / str(os.getpid())).touch()
     return folder
 
@@ -38,7 +45,7 @@ def live_workers(folder: Path) -> int:
     count = 0
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
-            if entry.name.isdigit() and _alive(int(entry.name)):
+            if entry.name.isdigit() and process_alive(int(entry.name)):
                 count += 1
     return count
 
