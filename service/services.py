@@ -91,6 +91,7 @@ class Services:
         self._tasks: list[asyncio.Task[None]] = []
         self._worker_dir: Path | None = None
         self._wake = asyncio.Event()
+        self.poll_seconds = POLL_SECONDS
 
     # Life cycle -----------------------------------------------------------------
 
@@ -168,7 +169,7 @@ class Services:
     async def _signal_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
             try:
                 if not self._migrated:

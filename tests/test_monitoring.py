@@ -18,12 +18,15 @@ from service.store import signals
 from tests.conftest import (
     PASSWORD,
     PG_URL,
+    REDIS_URL,
     bearer,
     client_for,
     make_admin,
     needs_pg,
+    needs_redis,
     register,
     reset_postgres,
+    svc_of,
     user_token,
 )
 from tests.support.tcpproxy import TcpProxy
@@ -248,6 +251,26 @@ async def test_revocation_reaches_other_instances_within_a_second(settings_facto
         while (await cb.get("/v1/users/me", headers=bearer(token))).status_code != 401:
             await asyncio.sleep(0.05)
         assert time.monotonic() - started < 1.0
+
+
+@needs_redis
+async def test_redis_announces_revocations_to_other_instances(settings_factory: Any) -> None:
+    """With Redis, other processes hear of a revocation at once (pub/sub), not at their
+    next database poll (made 30 s here, so only the announcement can explain it)."""
+    assert REDIS_URL
+    settings = settings_factory(redis_url=REDIS_URL)
+    a, b = create_app(settings), create_app(settings)
+    async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:
+        await asyncio.sleep(0.3)  # both subscribed
+        token = await user_token(ca, "pubsub")
+        assert (await cb.get("/v1/users/me", headers=bearer(token))).status_code == 200
+        svc_of(b).poll_seconds = 30
+        await asyncio.sleep(0.6)  # b is now in a 30 s wait
+        assert (await ca.post("/v1/auth/revoke", data={"token": token})).status_code == 200
+        started = time.monotonic()
+        while (await cb.get("/v1/users/me", headers=bearer(token))).status_code != 401:
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 5
 
 
 @needs_pg

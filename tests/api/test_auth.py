@@ -342,3 +342,39 @@ async def test_bearer_only_from_authorization_header(client: httpx.AsyncClient) 
     assert r.headers["www-authenticate"] == 'Bearer realm="portcullis"'
     r = await client.get("/v1/users/me", headers={"Cookie": f"access_token={token}"})
     assert r.status_code == 401
+
+
+async def test_password_rehashed_on_login_when_parameters_change(
+    client: httpx.AsyncClient, app: Quart
+) -> None:
+    from argon2 import PasswordHasher
+
+    from service.store import users as user_store
+
+    svc = svc_of(app)
+    old = PasswordHasher(time_cost=3, memory_cost=19456, parallelism=1).hash(PASSWORD)
+    async with svc.db.begin() as conn:
+        user = await user_store.create_user(
+            conn, username="oldhash", password_hash=old, role="user"
+        )
+    await login(client, "oldhash")
+    async with svc.db.read() as conn:
+        stored = (await user_store.get_user(conn, user_id=user["id"]))["password_hash"]  # type: ignore[index]
+    assert stored != old and "t=2" in stored and "m=19456" in stored
+    assert stored.startswith("$argon2id$")
+
+
+async def test_refresh_token_absolute_lifetime(client: httpx.AsyncClient, app: Quart) -> None:
+    from sqlalchemy import update
+
+    from service.store.tables import login_sessions
+
+    await register(client, "expiring")
+    tokens = await login(client, "expiring")
+    async with svc_of(app).db.begin() as conn:
+        await conn.execute(update(login_sessions).values(expires_us=1))
+    r = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"

@@ -152,3 +152,21 @@ def test_slow_body_is_cut_off(two_workers: Server) -> None:
             pass
         assert time.monotonic() - started < 16
         assert not data.startswith(b"HTTP/1.1 2")
+
+
+def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    with run_server(tmp_path) as srv:
+        with httpx.Client(verify=srv.ssl_context(), base_url=srv.url) as c:
+            c.post("/v1/auth/register", json={"username": "durable", "password": PASSWORD})
+            form = {"grant_type": "password", "username": "durable", "password": PASSWORD}
+            token = c.post("/v1/auth/token", data=form).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            created = c.post("/v1/notes", json={"title": "keep me"}, headers=auth)
+            assert created.status_code == 201
+        srv.kill9()
+    with run_server(tmp_path) as again:
+        with httpx.Client(verify=again.ssl_context(), base_url=again.url) as c:
+            form = {"grant_type": "password", "username": "durable", "password": PASSWORD}
+            token = c.post("/v1/auth/token", data=form).json()["access_token"]
+            r = c.get(created.headers["location"], headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200 and r.json()["title"] == "keep me"

@@ -41,6 +41,11 @@ class Server:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))
 
+    def kill9(self) -> None:
+        """kill -9 the master and every worker at once."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -98,6 +103,7 @@ def run_server(
             ],
             env=environment,
             cwd=ROOT,
+            start_new_session=True,  # its own process group: kill9() reaches the workers
             stdout=out,
             stderr=subprocess.STDOUT,
         )

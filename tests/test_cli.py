@@ -1,0 +1,129 @@
+"""The command line: migrate, create-user, create-client, keys rotate, check-config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service import create_app
+from service.config import Settings
+from tests.conftest import PASSWORD, bearer, client_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(
+    data_dir: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PORTCULLIS_DATA_DIR": str(data_dir),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        input=stdin,
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
+    first = cli(tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"applied": [1], "version": 1}
+    again = cli(tmp_path, "migrate")
+    assert again.returncode == 0 and json.loads(again.stdout) == {"applied": [], "version": 1}
+
+
+def test_create_user_and_failures(tmp_path: Path) -> None:
+    r = cli(
+        tmp_path,
+        "create-user",
+        "admin1",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"id", "username"} and out["username"] == "admin1"
+    assert PASSWORD not in r.stdout + r.stderr
+    taken = cli(tmp_path, "create-user", "admin1", "--password-stdin", stdin=PASSWORD + "\n")
+    assert taken.returncode != 0 and "taken" in taken.stderr and taken.stdout == ""
+    weak = cli(tmp_path, "create-user", "weakling", "--password-stdin", stdin="password1234\n")
+    assert weak.returncode != 0 and "common" in weak.stderr and "Traceback" not in weak.stderr
+    bad_name = cli(tmp_path, "create-user", "Bad Name", "--password-stdin", stdin=PASSWORD + "\n")
+    assert bad_name.returncode != 0 and "username" in bad_name.stderr
+
+
+def test_create_client_secret_works_once_shown(tmp_path: Path) -> None:
+    r = cli(tmp_path, "create-client", "etl", "--scope", "notes:read notes:write")
+    assert r.returncode == 0, r.stderr
+    created = json.loads(r.stdout)
+    assert set(created) == {"client_id", "client_secret"}
+    bad = cli(tmp_path, "create-client", "etl", "--scope", "root")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert created["client_secret"] not in (tmp_path / "portcullis.db").read_bytes().decode(
+        "latin-1"
+    )
+    created_out = created
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path))
+    import asyncio
+
+    async def use() -> dict[str, Any]:
+        async with app.test_app(), client_for(app) as c:
+            r = await c.post(
+                "/v1/auth/token",
+                data={"grant_type": "client_credentials", **created_out},
+            )
+            assert r.status_code == 200, r.text
+            me = await c.get("/v1/users/me", headers=bearer(r.json()["access_token"]))
+            return dict(me.json())
+
+    me = asyncio.run(use())
+    assert me == {
+        "client_id": created["client_id"],
+        "name": "etl",
+        "scopes": ["notes:read", "notes:write"],
+    }
+
+
+def test_keys_rotate_keeps_the_previous_public_key(tmp_path: Path) -> None:
+    first = cli(tmp_path, "keys", "rotate")
+    second = cli(tmp_path, "keys", "rotate")
+    assert first.returncode == second.returncode == 0
+    keys = json.loads((tmp_path / "keys" / "jwks.json").read_text())["keys"]
+    kids = [k["kid"] for k in keys]
+    assert kids[-1] == json.loads(second.stdout)["kid"] and json.loads(first.stdout)["kid"] in kids
+    assert (tmp_path / "keys" / "jwks.json").stat().st_mode & 0o777 == 0o600
+    assert set(json.loads(second.stdout)) == {"kid", "alg", "file"}  # never the private key
+
+
+def test_check_config_redacts_and_refuses(tmp_path: Path) -> None:
+    r = cli(
+        tmp_path, "check-config", PORTCULLIS_DATABASE_URL="postgresql+asyncpg://u:topsecret@db/x"
+    )
+    assert r.returncode == 0 and "topsecret" not in r.stdout
+    assert json.loads(r.stdout)["database_url"] == "postgresql+asyncpg://u:***@db/x"
+    bad = cli(tmp_path, "check-config", PORTCULLIS_RATE_LIMIT_DEFAULT="lots")
+    assert (
+        bad.returncode == 2 and "rate_limit_default" in bad.stderr and "Traceback" not in bad.stderr
+    )
+
+
+@pytest.mark.parametrize("args", [["create-user", "x"], ["nonsense"], []])
+def test_usage_errors(tmp_path: Path, args: list[str]) -> None:
+    r = cli(tmp_path, *args)
+    assert r.returncode == 2 and "usage" in r.stderr
