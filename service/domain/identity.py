@@ -111,6 +111,7 @@ async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenO
     budget = await svc.limiter.check(account, consume=False)
     if not budget.allowed:
         svc.metrics.logins.labels("failure").inc()
+        svc.metrics.ratelimit_rejections.labels("login").inc()
         security_event("auth.login_failed", reason="account_throttled")
         raise TooManyRequests(budget.retry_after, policy="login")
     async with svc.db.read() as conn:

@@ -187,3 +187,76 @@ def test_mutual_tls_when_configured(tmp_path: Path) -> None:
         ctx.load_cert_chain(client_cert["cert"], client_cert["key"])
         with httpx.Client(verify=ctx, base_url=srv.url) as client:
             assert client.get("/healthz").status_code == 200
+
+
+def test_http2_rapid_reset_flood_ends_the_connection(server: Server) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+
+    ctx = server.ssl_context()
+    ctx.set_alpn_protocols(["h2"])
+    with handshake(server, ctx) as tls:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        tls.sendall(conn.data_to_send())
+        headers = [
+            (":method", "GET"),
+            (":path", "/healthz"),
+            (":scheme", "https"),
+            (":authority", "localhost"),
+        ]
+        terminated = False
+        tls.settimeout(10)
+        for _batch in range(40):  # up to 2000 streams, each reset at once
+            for _ in range(50):
+                stream_id = conn.get_next_available_stream_id()
+                conn.send_headers(stream_id, headers, end_stream=True)
+                conn.reset_stream(stream_id)
+            try:
+                tls.sendall(conn.data_to_send())
+            except (ssl.SSLError, OSError):
+                terminated = True
+                break
+            while True:  # drain what the server said so far
+                tls.setblocking(False)
+                try:
+                    data = tls.recv(65536)
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    break
+                except (ssl.SSLError, OSError):
+                    terminated = True
+                    break
+                finally:
+                    tls.setblocking(True)
+                if not data:
+                    terminated = True
+                    break
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    events = []
+                terminated = any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+            if terminated:
+                break
+        # well before the 5 s idle timeout could explain a close
+        deadline = time.monotonic() + 2
+        tls.settimeout(2)
+        while not terminated and time.monotonic() < deadline:  # what the server answers
+            try:
+                data = tls.recv(65536)
+            except TimeoutError:
+                break
+            except (ssl.SSLError, OSError):
+                terminated = True
+                break
+            if not data:
+                terminated = True
+                break
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                continue
+            terminated = any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+        assert terminated, "the server kept accepting reset streams"
