@@ -241,13 +241,10 @@ def register_error_handlers(app: Quart) -> None:
         status = error.code or 500
         kind = _WERKZEUG_MAP.get(status)
         if kind is None:
-            problem = ApiError()
-            problem.status = status
-            problem.code = "error"
-            problem.detail = HTTPStatus(status).phrase
+            problem = ApiError(HTTPStatus(status).phrase)
+            problem.status, problem.code = status, "error"
         else:
-            problem = kind.__new__(kind)
-            ApiError.__init__(problem)
+            problem = kind()
         response = problem_response(problem)
         if status == 405 and error.get_headers():
             for name, value in error.get_headers():

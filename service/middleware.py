@@ -157,8 +157,10 @@ class RequestContextMiddleware:
         finally:
             duration = time.perf_counter() - started
             self.metrics.in_flight.dec()
+            if info.status == 0:
+                info.status = 499  # the client went away before any answer
             route = info.route or ("<probe>" if scope["path"] in _PROBES else "<unmatched>")
-            self.metrics.observe_request(info.method, route, info.status or 500, duration)
+            self.metrics.observe_request(info.method, route, info.status, duration)
             access_log.info(
                 "http.request",
                 method=info.method,
