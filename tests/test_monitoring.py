@@ -318,3 +318,52 @@ async def test_database_outage_readiness_and_recovery(
         await proxy.stop()
     records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert any(r["event"] == "dependency.down" and r["level"] == "ERROR" for r in records)
+
+
+@needs_pg
+async def test_start_while_database_is_down_then_recover(settings_factory: Any) -> None:
+    assert PG_URL
+    await reset_postgres(PG_URL)
+    target = httpx.URL(PG_URL.replace("postgresql+asyncpg", "postgresql"))
+    proxy = await TcpProxy(target.host, target.port or 5432).start()
+    proxy.cut()
+    dsn = PG_URL.replace(f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}")
+    app = create_app(settings_factory(database_url=dsn))
+    try:
+        async with app.test_app(), client_for(app) as c:
+            assert (await c.get("/healthz")).status_code == 200
+            assert (await c.get("/readyz")).status_code == 503
+            r = await c.post("/v1/auth/register", json={"username": "early", "password": PASSWORD})
+            assert r.status_code == 503 and r.headers["retry-after"]
+            proxy.restore()
+            deadline = time.monotonic() + 10
+            while (await c.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # the background migration has run by now
+            await register(c, "early")
+    finally:
+        await proxy.stop()
+
+
+@needs_redis
+async def test_revocation_holds_on_other_instances_while_redis_is_down(
+    settings_factory: Any,
+) -> None:
+    assert REDIS_URL
+    target = httpx.URL(REDIS_URL)
+    proxy = await TcpProxy(target.host, target.port or 6379).start()
+    settings = settings_factory(redis_url=f"redis://127.0.0.1:{proxy.port}{target.path}")
+    a, b = create_app(settings), create_app(settings)
+    try:
+        async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:
+            token = await user_token(ca, "noredis")
+            assert (await cb.get("/v1/users/me", headers=bearer(token))).status_code == 200
+            proxy.cut()
+            assert (await ca.post("/v1/auth/revoke", data={"token": token})).status_code == 200
+            started = time.monotonic()
+            while (await cb.get("/v1/users/me", headers=bearer(token))).status_code != 401:
+                assert time.monotonic() - started < 1.5, "revocation not enforced without Redis"
+                await asyncio.sleep(0.05)
+    finally:
+        await proxy.stop()
