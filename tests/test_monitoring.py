@@ -29,7 +29,7 @@ from tests.conftest import (
     svc_of,
     user_token,
 )
-from tests.support.tcpproxy import TcpProxy
+from tests.support.tcpproxy import proxy_for
 
 ATTACKER = "198.51.100.66"
 
@@ -279,9 +279,7 @@ async def test_database_outage_readiness_and_recovery(
 ) -> None:
     assert PG_URL
     await reset_postgres(PG_URL)
-    target = httpx.URL(PG_URL.replace("postgresql+asyncpg", "postgresql"))
-    proxy = await TcpProxy(target.host, target.port or 5432).start()
-    dsn = PG_URL.replace(f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}")
+    proxy, dsn = await proxy_for(PG_URL)
     app = create_app(settings_factory(database_url=dsn))
     try:
         async with app.test_app(), client_for(app) as c, client_for(app, ip="127.0.0.1") as local:
@@ -324,10 +322,8 @@ async def test_database_outage_readiness_and_recovery(
 async def test_start_while_database_is_down_then_recover(settings_factory: Any) -> None:
     assert PG_URL
     await reset_postgres(PG_URL)
-    target = httpx.URL(PG_URL.replace("postgresql+asyncpg", "postgresql"))
-    proxy = await TcpProxy(target.host, target.port or 5432).start()
+    proxy, dsn = await proxy_for(PG_URL)
     proxy.cut()
-    dsn = PG_URL.replace(f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}")
     app = create_app(settings_factory(database_url=dsn))
     try:
         async with app.test_app(), client_for(app) as c:
@@ -351,9 +347,8 @@ async def test_revocation_holds_on_other_instances_while_redis_is_down(
     settings_factory: Any,
 ) -> None:
     assert REDIS_URL
-    target = httpx.URL(REDIS_URL)
-    proxy = await TcpProxy(target.host, target.port or 6379).start()
-    settings = settings_factory(redis_url=f"redis://127.0.0.1:{proxy.port}{target.path}")
+    proxy, url = await proxy_for(REDIS_URL)
+    settings = settings_factory(redis_url=url)
     a, b = create_app(settings), create_app(settings)
     try:
         async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:

@@ -8,13 +8,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from service import create_app
 from service.security.ratelimit import US, Check, MemoryEngine, RedisEngine
 from tests.conftest import REDIS_URL, bearer, client_for, flush_redis, needs_redis, user_token
-from tests.support.tcpproxy import TcpProxy
+from tests.support.tcpproxy import proxy_for
 
 
 def checks(key: str = "k", count: int = 3, window: int = 60) -> list[Check]:
@@ -168,9 +167,7 @@ async def test_redis_outage_fails_open_and_recovers(
 
     assert REDIS_URL
     await flush_redis(REDIS_URL)
-    target = httpx.URL(REDIS_URL)
-    proxy = await TcpProxy(target.host, target.port or 6379).start()
-    url = f"redis://127.0.0.1:{proxy.port}{target.path}"
+    proxy, url = await proxy_for(REDIS_URL)
     app = create_app(settings_factory(rate_limit_default="100/minute", redis_url=url))
     direct = aioredis.from_url(REDIS_URL)
     try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlsplit, urlunsplit
+
+_PORTS = {"postgresql": 5432, "redis": 6379}
 
 
 class TcpProxy:
@@ -55,3 +58,14 @@ class TcpProxy:
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         self._writers.discard(writer)
         self._writers.discard(up_writer)
+
+
+async def proxy_for(url: str) -> tuple[TcpProxy, str]:
+    """Start a proxy in front of the server of `url`; return it and the URL through it."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or _PORTS[parts.scheme.split("+")[0]]
+    proxy = await TcpProxy(host, port).start()
+    netloc = parts.netloc.rsplit("@", 1)
+    where = f"127.0.0.1:{proxy.port}"
+    new_netloc = f"{netloc[0]}@{where}" if len(netloc) == 2 else where
+    return proxy, urlunsplit(parts._replace(netloc=new_netloc))
