@@ -110,6 +110,37 @@ class Settings(BaseSettings):
                 raise ValueError(f"CORS origin {origin!r} must be scheme://host[:port] exactly")
         return origins
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_driver(cls, value: Any) -> Any:
+        """Pick the async drivers this service ships with; refuse anything else."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None or value == "":
+            return None
+        text = str(value)
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if text.startswith(plain):
+                text = driver + text[len(plain) :]
+        if not text.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a postgresql:// (asyncpg) or sqlite:// (aiosqlite) URL")
+        return text
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_scheme(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None or value == "":
+            return None
+        if not str(value).startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
     @field_validator("trusted_proxies", "metrics_allow", "block_exempt", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:

@@ -85,6 +85,20 @@ def test_production_refuses_unsafe_settings(tmp_path: Path) -> None:
             make(**(safe | change))
 
 
+def test_database_and_redis_urls() -> None:
+    assert (
+        make(database_url="postgresql://u:p@db/x").database_dsn == "postgresql+asyncpg://u:p@db/x"
+    )
+    assert make(database_url="postgres://db/x").database_dsn == "postgresql+asyncpg://db/x"
+    assert make(database_url="sqlite:///tmp/x.db").database_dsn == "sqlite+aiosqlite:///tmp/x.db"
+    for bad in ("mysql://db/x", "postgresql+psycopg2://db/x", "http://db"):
+        with pytest.raises(ValidationError):
+            make(database_url=bad)
+    assert make(redis_url="redis://cache:6379/0").redis_dsn == "redis://cache:6379/0"
+    with pytest.raises(ValidationError):
+        make(redis_url="memcached://cache")
+
+
 def test_redacted_hides_secrets() -> None:
     s = make(
         database_url="postgresql+asyncpg://app:hunter2-secret@db:5432/app",

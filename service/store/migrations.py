@@ -43,6 +43,8 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = ((1, "initial schema", _v1_
 
 async def current_version(db: Database) -> int:
     async with db.begin() as conn:
+        if db.dialect == "postgresql":  # two processes creating the table at once
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
         await conn.run_sync(lambda sync: tables.schema_migrations.create(sync, checkfirst=True))
         rows = await conn.execute(select(tables.schema_migrations.c.version))
         return max((row.version for row in rows), default=0)
