@@ -9,7 +9,7 @@ from quart_rate_limiter import rate_limit
 from quart_schema import validate_response
 
 from ..config import Settings
-from ..domain import identity
+from ..domain import grants, identity
 from ..errors import OAuthError
 from ..models.users import RegisterIn, TokenOut, UserPublic
 from ..security.authn import public
@@ -46,11 +46,11 @@ def make_blueprint(settings: Settings) -> Blueprint:
         grant = form.get("grant_type")
         result: TokenOut
         if grant == "password":
-            result = await identity.password_grant(svc, form, ip)
+            result = await grants.password_grant(svc, form, ip)
         elif grant == "refresh_token":
-            result = await identity.refresh_grant(svc, form, ip)
+            result = await grants.refresh_grant(svc, form, ip)
         elif grant == "client_credentials":
-            result = await identity.client_credentials_grant(
+            result = await grants.client_credentials_grant(
                 svc, form, request.headers.get("Authorization"), ip
             )
         elif not grant:
