@@ -206,7 +206,10 @@ async def test_openapi_documents_every_route(app: Quart, client: httpx.AsyncClie
             templ = rule.rule.replace("<", "{").replace(">", "}")
             assert templ in paths, templ
     create = paths["/v1/notes"]["post"]
-    assert "requestBody" in create
+    assert "application/json" in create["requestBody"]["content"]
+    for form_route in ("/v1/auth/token", "/v1/auth/revoke"):
+        body = paths[form_route]["post"]["requestBody"]["content"]
+        assert "application/x-www-form-urlencoded" in body
 
 
 def test_problem_body_shape() -> None:

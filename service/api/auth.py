@@ -11,11 +11,11 @@ from quart_schema import validate_response
 from ..config import Settings
 from ..domain import grants, identity
 from ..errors import OAuthError
-from ..models.users import RegisterIn, TokenOut, UserPublic
+from ..models.users import RegisterIn, RevokeForm, TokenForm, TokenOut, UserPublic
 from ..security.authn import public
 from ..security.ratelimit import named_limits
 from ..services import services
-from .body import json_body, read_form
+from .body import form_body, json_body, read_form
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -38,6 +38,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @bp.post("/token")
     @rate_limit(limits=named_limits("token", settings.limits("token"), "ip"))
     @public
+    @form_body(TokenForm)
     async def token() -> tuple[dict[str, Any], int, dict[str, str]]:
         """RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`."""
         form = await read_form()
@@ -61,6 +62,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
 
     @bp.post("/revoke")
     @public
+    @form_body(RevokeForm)
     async def revoke() -> tuple[dict[str, Any], int, dict[str, str]]:
         """RFC 7009 revocation: possession of the token is enough; always 200."""
         form = await read_form()

@@ -126,6 +126,17 @@ def query(model: type[M]) -> Callable[[F], F]:
     return decorator
 
 
+def form_body(model: type[M]) -> Callable[[F], F]:
+    """Document an OAuth form body in OpenAPI; the handler parses it with `read_form`
+    (RFC 6749 rules: repeated parameters refused, unknown ones ignored)."""
+
+    def decorator(func: F) -> F:
+        setattr(func, QUART_SCHEMA_REQUEST_ATTRIBUTE, (model, DataSource.FORM))
+        return func
+
+    return decorator
+
+
 async def read_form() -> dict[str, str]:
     """An RFC 6749 form body: url-encoded, each parameter at most once."""
     if not request.mimetype and not request.content_length:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from .common import CleanText, Out, StrictIn
 
@@ -62,6 +62,25 @@ class ClientCreated(Out):
     name: str
     scopes: list[str]
     client_secret: str
+
+
+class TokenForm(BaseModel):
+    """RFC 6749 token request (application/x-www-form-urlencoded); documents the form."""
+
+    grant_type: Literal["password", "refresh_token", "client_credentials"]
+    username: str | None = None
+    password: str | None = None
+    refresh_token: str | None = None
+    scope: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+class RevokeForm(BaseModel):
+    """RFC 7009 revocation request (application/x-www-form-urlencoded)."""
+
+    token: str
+    token_type_hint: Literal["access_token", "refresh_token"] | None = None
 
 
 class TokenOut(Out):
