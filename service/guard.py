@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from quart import Quart, Response, current_app, g, request
 from quart_rate_limiter import (
     QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE,
@@ -13,7 +10,13 @@ from quart_rate_limiter import (
 )
 
 from .context import request_info
-from .errors import ClientBlocked, InsufficientScope, TooManyRequests, Unauthorized
+from .errors import (
+    ClientBlocked,
+    InsufficientScope,
+    TooManyRequests,
+    Unauthorized,
+    problem_response,
+)
 from .logging import security_event
 from .security.authn import authenticate
 from .security.ratelimit import Check, Decision, NamedLimit
@@ -108,25 +111,16 @@ def observe_auth_errors(app: Quart) -> None:
     """Log and count authentication/authorization failures where they are answered."""
 
     @app.errorhandler(Unauthorized)
-    async def _unauthorized(error: Unauthorized) -> Any:
-        from .errors import problem_response
-
+    async def _unauthorized(error: Unauthorized) -> Response:
         failure = g.get("auth_failure")
+        if failure is None and error.reason == "invalid_token":
+            failure = "inactive_principal"  # a valid token whose user or client is gone
         if failure is not None:
             services().metrics.auth_failures.labels(failure).inc()
             security_event("auth.invalid_token", reason=failure)
         return problem_response(error)
 
     @app.errorhandler(InsufficientScope)
-    async def _insufficient(error: InsufficientScope) -> Any:
-        from .errors import problem_response
-
+    async def _insufficient(error: InsufficientScope) -> Response:
         security_event("authz.denied", reason="insufficient_scope", detail=error.detail)
-        return problem_response(error)
-
-    @app.errorhandler(ClientBlocked)
-    async def _blocked(error: ClientBlocked) -> Any:
-        from .errors import problem_response
-
-        logging.getLogger("portcullis.security").debug("client.refused")
         return problem_response(error)
