@@ -100,8 +100,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     inner: Any = app.asgi_app
     inner = BodyLimitMiddleware(inner, settings.max_body_bytes)
     inner = InflightLimitMiddleware(inner, settings.max_inflight, settings.inflight_wait_seconds)
-    inner = RequestContextMiddleware(inner, svc.metrics)
     inner = HTTPSRedirectMiddleware(inner, settings.issuer)
+    inner = RequestContextMiddleware(inner, svc.metrics)
     inner = TrustedProxyMiddleware(inner, ProxyResolver(settings.trusted_proxies))
     app.asgi_app = inner  # type: ignore[method-assign]
     return app

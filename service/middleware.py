@@ -1,7 +1,7 @@
 """Small single-purpose ASGI middlewares (each: `__init__` + `async __call__`).
 
-Order, outermost first (see `service.asgi` and `service.app.create_app`):
-TrustedProxy → HTTPSRedirect → RequestContext → InflightLimit → BodyLimit → Quart.
+Order, outermost first (see `service.app.create_app`):
+TrustedProxy → RequestContext → HTTPSRedirect → InflightLimit → BodyLimit → Quart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .context import RequestInfo, current_request
+from .context import RequestInfo, current_request, request_info
 from .errors import PROBLEM_JSON, problem_body
 from .logging import get_logger
 from .metrics import Metrics
@@ -88,6 +88,9 @@ class HTTPSRedirectMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("scheme") == "http":
+            info = request_info()
+            if info is not None:
+                info.route = "<redirect>"
             path = scope.get("raw_path") or scope["path"].encode()
             location = self.origin.encode() + bytes(path)
             if scope.get("query_string"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -149,14 +150,20 @@ async def test_security_headers_everywhere(client: httpx.AsyncClient) -> None:
     assert r.headers["cache-control"] == "no-store"
 
 
-async def test_no_hsts_on_plain_http_and_redirect(app: Quart) -> None:
+async def test_no_hsts_on_plain_http_and_redirect(
+    app: Quart, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with client_for(app, scheme="http") as c:
         r = await c.get("/v1/notes?limit=5&x=%2F")
         assert r.status_code == 308
         assert r.headers["location"] == "https://localhost:8443/v1/notes?limit=5&x=%2F"
         assert "strict-transport-security" not in r.headers
+        assert r.headers["x-content-type-options"] == "nosniff" and r.content == b""
         r = await c.post("/v1/auth/token", headers={"Host": "evil.example"})
         assert r.headers["location"] == "https://localhost:8443/v1/auth/token"
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    redirects = [x for x in lines if x["event"] == "http.request" and x["status"] == 308]
+    assert [x["route"] for x in redirects] == ["<redirect>", "<redirect>"]
 
 
 @pytest.mark.parametrize(
@@ -213,8 +220,6 @@ async def test_openapi_documents_every_route(app: Quart, client: httpx.AsyncClie
 
 
 def test_problem_body_shape() -> None:
-    import json
-
     body = json.loads(problem_body(429, detail="slow down"))
     assert (
         body["status"] == 429
