@@ -23,7 +23,12 @@ class Database:
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         url = make_url(dsn)
         self.dialect = url.get_backend_name()
-        kwargs: dict[str, Any] = {}
+        # A request waits at most 5 s for a pooled connection, then gets 503.
+        kwargs: dict[str, Any] = {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_timeout": 5,
+        }
         if self.dialect == "sqlite":
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -32,13 +37,7 @@ class Database:
             # without one, so the pool's extra ROLLBACK per checkout is only a thread hop.
             kwargs["pool_reset_on_return"] = None
         elif self.dialect == "postgresql":
-            kwargs.update(
-                pool_size=pool_size,
-                pool_recycle=1800,
-                max_overflow=pool_size,
-                pool_timeout=5,
-                connect_args={"timeout": 5, "command_timeout": 10},
-            )
+            kwargs.update(pool_recycle=1800, connect_args={"timeout": 5, "command_timeout": 10})
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             self._configure_sqlite()
