@@ -48,9 +48,9 @@ async def _create_user(settings: Settings, name: str, role: str) -> int:
     if not re.fullmatch(r"[a-z0-9_.-]{3,32}", name):
         return _fail("username must be 3..32 of [a-z0-9_.-]")
     try:
-        RegisterIn(username=name, password=password or "x")
+        password = RegisterIn(username=name, password=password).password
     except ValueError:
-        return _fail("the password contains characters that are not allowed")
+        return _fail("the password is empty, too long or has characters that are not allowed")
     svc = Services(settings, Metrics())
     try:
         await migrate(svc.db)

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from ..errors import OAuthError, TooManyRequests
 from ..logging import security_event
+from ..models.common import normalise_text
 from ..models.users import ROLE_SCOPES, TokenOut
 from ..security.ratelimit import Check
 from ..security.tokens import new_opaque_token
@@ -52,7 +53,8 @@ def _account_checks(username: str) -> list[Check]:
 
 async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenOut:
     username = form.get("username", "")
-    password = form.get("password", "")
+    # the same normalisation as at registration (NFC, line ends), so both sides agree
+    password = str(normalise_text(form.get("password", "")))
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required.")
     account = _account_checks(username)

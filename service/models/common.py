@@ -6,17 +6,26 @@ import base64
 import binascii
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 T = TypeVar("T")
 
 
+def normalise_text(value: Any) -> Any:
+    """Line ends (CRLF, CR → LF) and Unicode (NFC), before lengths are checked."""
+    if not isinstance(value, str):
+        return value  # strict validation reports the wrong type
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFC", value)  # lone surrogates pass: _clean_text refuses
+
+
 def _clean_text(value: str) -> str:
-    """Reject NUL and control characters (newline and tab allowed) and lone surrogates."""
+    """Reject NUL, other control characters (newline and tab allowed), lone surrogates."""
     if _CONTROL.search(value):
         raise ValueError("control characters are not allowed")
     try:
@@ -26,7 +35,25 @@ def _clean_text(value: str) -> str:
     return value
 
 
-CleanText = Annotated[str, AfterValidator(_clean_text)]
+def _length(low: int, high: int) -> AfterValidator:
+    """Lengths hold for the stored (normalised) text too: NFC can lengthen a string."""
+
+    def check(value: str) -> str:
+        if not low <= len(value) <= high:
+            raise ValueError(f"must be {low} to {high} characters long")
+        return value
+
+    return AfterValidator(check)
+
+
+CleanText = Annotated[str, BeforeValidator(normalise_text), AfterValidator(_clean_text)]
+# Bounded text: Field documents the bounds (and stops huge input early); _length checks
+# the normalised value that is stored.
+_N, _C = BeforeValidator(normalise_text), AfterValidator(_clean_text)
+Title = Annotated[str, _N, Field(min_length=1, max_length=200), _C, _length(1, 200)]
+Body = Annotated[str, _N, Field(max_length=10000), _C, _length(0, 10000)]
+Name = Annotated[str, _N, Field(min_length=1, max_length=100), _C, _length(1, 100)]
+Secret = Annotated[str, _N, Field(min_length=1, max_length=1024), _C, _length(1, 1024)]
 
 
 class StrictIn(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from .common import CleanText, Out, PageQuery, StrictIn
+from .common import Body, Out, PageQuery, StrictIn, Title
 
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 
@@ -20,14 +20,14 @@ Tags = Annotated[list[Tag], Field(max_length=10), AfterValidator(_unique_tags)]
 
 
 class NoteCreate(StrictIn):
-    title: CleanText = Field(min_length=1, max_length=200)
-    body: CleanText = Field(default="", max_length=10000)
+    title: Title
+    body: Body = ""
     tags: Tags = Field(default_factory=list)
 
 
 class NoteUpdate(StrictIn):
-    title: CleanText | None = Field(default=None, min_length=1, max_length=200)
-    body: CleanText | None = Field(default=None, max_length=10000)
+    title: Title | None = None
+    body: Body | None = None
     tags: Tags | None = None
 
     @model_validator(mode="after")

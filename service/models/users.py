@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from .common import CleanText, Out, StrictIn
+from .common import Name, Out, Secret, StrictIn
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{3,32}$")]
 Role = Literal["user", "admin"]
@@ -20,7 +20,7 @@ ALL_SCOPES = ROLE_SCOPES["admin"]
 
 class RegisterIn(StrictIn):
     username: Username
-    password: CleanText = Field(min_length=1, max_length=1024)
+    password: Secret
 
 
 class UserPublic(Out):
@@ -46,7 +46,7 @@ class UserPatch(StrictIn):
 
 
 class ClientCreate(StrictIn):
-    name: CleanText = Field(min_length=1, max_length=100)
+    name: Name
     scopes: list[Scope] = Field(min_length=1, max_length=3)
 
     @field_validator("scopes")

@@ -378,3 +378,10 @@ async def test_refresh_token_absolute_lifetime(client: httpx.AsyncClient, app: Q
         data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+async def test_passwords_are_normalised_the_same_way_at_login(client: httpx.AsyncClient) -> None:
+    composed, decomposed = "Caf\u00e9-au-lait-2026", "Cafe\u0301-au-lait-2026"
+    await register(client, "unicode", decomposed)
+    assert (await login(client, "unicode", composed))["access_token"]
+    assert (await login(client, "unicode", decomposed))["access_token"]

@@ -250,3 +250,15 @@ async def test_scopes_enforced(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v1/notes", headers=read_only)).status_code == 200
     r = await client.post("/v1/notes", json={"title": "x"}, headers=read_only)
     assert r.status_code == 403
+
+
+async def test_text_is_normalised(client: httpx.AsyncClient, alice: dict[str, str]) -> None:
+    decomposed = "Cafe\u0301"  # "e" + combining acute
+    r = await client.post(
+        "/v1/notes", json={"title": decomposed, "body": "one\r\ntwo\rthree"}, headers=alice
+    )
+    assert r.status_code == 201
+    assert r.json()["title"] == "Caf\u00e9" and r.json()["body"] == "one\ntwo\nthree"
+    # U+2ADC has a two-character NFC form: 200 of them make 400 stored characters
+    r = await client.post("/v1/notes", json={"title": "\u2adc" * 200}, headers=alice)
+    assert r.status_code == 422
