@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quart import current_app
+from sqlalchemy.exc import IntegrityError
 
 from .config import Settings
 from .logging import get_logger, security_event
@@ -136,7 +137,8 @@ class Services:
     async def signal(
         self, conn: Any, *, kind: str, value: str, until: float, data: str = ""
     ) -> None:
-        """Record a signal in the caller's transaction and apply it here at once."""
+        """Record a signal in the caller's transaction and apply it here at once (should
+        the transaction fail, this process errs on the safe side until the entry expires)."""
         await signal_store.add_signal(
             conn, kind=kind, value=value, expires_us=int(until * 1_000_000), data=data or None
         )
@@ -281,6 +283,8 @@ class Services:
                 until = block["until_us"] / 1_000_000
                 await self.signal(conn, kind="block", value=ip, until=until, data=reason)
                 await audit.record(conn, event="client.blocked", actor=None, target=ip, ip=ip)
+        except IntegrityError:
+            return  # another process inserted the same block first: it reports it
         except Exception as exc:
             log.error("client.block_failed", reason=type(exc).__name__)
             return
