@@ -362,3 +362,22 @@ async def test_revocation_holds_on_other_instances_while_redis_is_down(
                 await asyncio.sleep(0.05)
     finally:
         await proxy.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=needs_pg)])
+async def test_one_block_event_when_instances_cross_together(
+    capsys: pytest.CaptureFixture[str], settings_factory: Any
+) -> None:
+    settings = settings_factory(block_after="3/minute", block_seconds=60)
+    a, b = create_app(settings), create_app(settings)
+    async with a.test_app(), b.test_app():
+        async with client_for(a, ip=ATTACKER) as via_a, client_for(b, ip=ATTACKER) as via_b:
+            await asyncio.gather(*(c.get("/v1/notes") for c in [via_a, via_b] * 8))
+            deadline = time.monotonic() + 2
+            for c in (via_a, via_b):  # whichever won, both refuse within the poll interval
+                while (await c.get("/v1/notes")).status_code != 403:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert len([r for r in records if r["event"] == "client.blocked"]) == 1
+    assert not [r for r in records if r["event"] == "client.block_failed"]
