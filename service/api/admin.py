@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from quart import Blueprint, request
+from quart import Blueprint, Response, request
 from quart_schema import validate_response
 
 from ..domain import identity
@@ -18,6 +18,7 @@ from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
 from .body import json_body, query
+from .responses import no_content
 
 
 def _cursor(raw: str | None, kinds: tuple[type, ...]) -> tuple[object, ...] | None:
@@ -138,7 +139,7 @@ def make_blueprint() -> Blueprint:
 
     @bp.delete("/blocks/<ip>")
     @require_scope("admin")
-    async def lift_block(ip: str) -> tuple[str, int]:
+    async def lift_block(ip: str) -> Response:
         """Lift a block: 204, or 404 when that address is not blocked."""
         try:
             address = str(ipaddress.ip_address(ip))
@@ -157,6 +158,6 @@ def make_blueprint() -> Blueprint:
                 ip=request.remote_addr,
             )
         await svc.announce()
-        return "", 204
+        return no_content()
 
     return bp

@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Any
 
-from quart import Blueprint, request
+from quart import Blueprint, Response, request
 from quart_schema import validate_response
 from sqlalchemy.exc import IntegrityError
 
@@ -19,6 +19,7 @@ from ..services import Services, services
 from ..store import idempotency
 from ..store import notes as note_store
 from .body import json_body, query
+from .responses import no_content
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _ETAG = re.compile(r'(?:W/)?"(\d{1,9})"')
@@ -193,7 +194,7 @@ def make_blueprint() -> Blueprint:
 
     @bp.delete("/<note_id>")
     @require_scope("notes:write")
-    async def delete_note(note_id: str) -> tuple[str, int]:
+    async def delete_note(note_id: str) -> Response:
         """Delete a note (`If-Match` honoured)."""
         ident, owner, wanted = _note_id(note_id), current_principal().sub, _if_match()
         async with services().db.begin() as conn:
@@ -210,6 +211,6 @@ def make_blueprint() -> Blueprint:
             )
         if not deleted:
             raise PreconditionFailed()
-        return "", 204
+        return no_content()
 
     return bp

@@ -47,3 +47,11 @@ def install_fast_responses(app: Quart) -> None:
         return response
 
     app.make_response = make_response  # type: ignore[method-assign]
+
+
+def no_content() -> Response:
+    """204: no body, so no Content-Type or Content-Length (RFC 9110 §8.6, §15.3.5)."""
+    response = Response(b"", status=204)
+    for name in ("Content-Type", "Content-Length"):
+        response.headers.pop(name, None)
+    return response

@@ -51,6 +51,7 @@ async def test_crud_roundtrip(client: httpx.AsyncClient, alice: dict[str, str]) 
     assert r.json()["version"] == 2 and r.headers["etag"] == '"2"'
     r = await client.delete(f"/v1/notes/{note['id']}", headers=alice)
     assert r.status_code == 204 and r.content == b""
+    assert "content-type" not in r.headers and "content-length" not in r.headers
     assert (await client.get(f"/v1/notes/{note['id']}", headers=alice)).status_code == 404
 
 
