@@ -8,7 +8,7 @@ the access log sees the route and principal the app resolved.
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -20,7 +20,6 @@ class RequestInfo:
     route: str | None = None
     principal: str | None = None
     status: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(

@@ -173,7 +173,6 @@ class RequestContextMiddleware:
                 duration_ms=round(duration * 1000, 3),
                 client_ip=info.client_ip,
                 principal=info.principal,
-                **info.extra,
             )
             current_request.reset(token)
 

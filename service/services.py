@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class Readiness:
     database: str = "unknown"
     redis: str = "disabled"
     checked: float = 0.0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Services:
