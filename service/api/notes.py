@@ -23,6 +23,7 @@ from .responses import no_content
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _ETAG = re.compile(r'(?:W/)?"(\d{1,9})"')
+_ETAG_LIST = re.compile(r'"\d{1,9}"')
 MAX_PATCH_RETRIES = 10
 
 
@@ -154,15 +155,19 @@ def make_blueprint() -> Blueprint:
     @bp.get("/<note_id>")
     @require_scope("notes:read")
     @validate_response(NotePublic)
-    async def get_note(note_id: str) -> tuple[NotePublic, int, dict[str, str]]:
-        """One note, with its `ETag`."""
+    async def get_note(note_id: str) -> tuple[NotePublic | Response, int, dict[str, str]]:
+        """One note, with its `ETag`; `If-None-Match` with the current ETag → 304."""
         async with services().db.read() as conn:
             note = await note_store.get_note(
                 conn, note_id=_note_id(note_id), owner_id=current_principal().sub
             )
         if note is None:
             raise NotFound()
-        return note_public(note), 200, {"ETag": etag(note["version"])}
+        tag = etag(note["version"])
+        wanted = request.headers.get("If-None-Match")
+        if wanted is not None and (wanted.strip() == "*" or tag in _ETAG_LIST.findall(wanted)):
+            return no_content(304), 304, {"ETag": tag}
+        return note_public(note), 200, {"ETag": tag}
 
     @bp.patch("/<note_id>")
     @require_scope("notes:write")

@@ -49,9 +49,9 @@ def install_fast_responses(app: Quart) -> None:
     app.make_response = make_response  # type: ignore[method-assign]
 
 
-def no_content() -> Response:
-    """204: no body, so no Content-Type or Content-Length (RFC 9110 §8.6, §15.3.5)."""
-    response = Response(b"", status=204)
+def no_content(status: int = 204) -> Response:
+    """204/304: no body, so no Content-Type or Content-Length (RFC 9110 §8.6, §15.3.5)."""
+    response = Response(b"", status=status)
     for name in ("Content-Type", "Content-Length"):
         response.headers.pop(name, None)
     return response

@@ -45,6 +45,10 @@ async def test_crud_roundtrip(client: httpx.AsyncClient, alice: dict[str, str]) 
     uuid.UUID(note["id"])
     r = await client.get(f"/v1/notes/{note['id']}", headers=alice)
     assert r.status_code == 200 and r.json() == note and r.headers["etag"] == '"1"'
+    r = await client.get(f"/v1/notes/{note['id']}", headers=alice | {"If-None-Match": '"1"'})
+    assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == '"1"'
+    r = await client.get(f"/v1/notes/{note['id']}", headers=alice | {"If-None-Match": '"7", "8"'})
+    assert r.status_code == 200
     r = await client.patch(f"/v1/notes/{note['id']}", json={"title": "Bye"}, headers=alice)
     assert r.status_code == 200
     assert r.json()["title"] == "Bye" and r.json()["body"] == "line\n\ttab"
