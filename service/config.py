@@ -51,6 +51,13 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+def _plain(value: Any) -> str | None:
+    """A secret setting's text, or None when unset or empty."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return None if value is None or value == "" else str(value)
+
+
 def _networks(value: Any) -> Any:
     return [ipaddress.ip_network(item, strict=False) for item in _split_csv(value)]
 
@@ -114,11 +121,9 @@ class Settings(BaseSettings):
     @classmethod
     def _database_driver(cls, value: Any) -> Any:
         """Pick the async drivers this service ships with; refuse anything else."""
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is None or value == "":
+        text = _plain(value)
+        if text is None:
             return None
-        text = str(value)
         for plain, driver in (
             ("postgresql://", "postgresql+asyncpg://"),
             ("postgres://", "postgresql+asyncpg://"),
@@ -133,13 +138,10 @@ class Settings(BaseSettings):
     @field_validator("redis_url", mode="before")
     @classmethod
     def _redis_scheme(cls, value: Any) -> Any:
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is None or value == "":
-            return None
-        if not str(value).startswith(("redis://", "rediss://", "unix://")):
+        text = _plain(value)
+        if text is not None and not text.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
+        return text
 
     @field_validator("trusted_proxies", "metrics_allow", "block_exempt", mode="before")
     @classmethod

@@ -3,6 +3,7 @@ run, and an httpx client speaking ASGI to the full middleware chain."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -108,6 +109,16 @@ def client_for(app: Quart, ip: str = CLIENT_IP, scheme: str = "https") -> httpx.
 async def client(app: Quart) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as c:
         yield c
+
+
+@contextlib.asynccontextmanager
+async def two_instances(
+    settings: Settings, ip: str = CLIENT_IP
+) -> AsyncIterator[tuple[Quart, Quart, httpx.AsyncClient, httpx.AsyncClient]]:
+    """Two app instances (two replicas) on the same settings, each with a client."""
+    a, b = create_app(settings), create_app(settings)
+    async with a.test_app(), b.test_app(), client_for(a, ip) as ca, client_for(b, ip) as cb:
+        yield a, b, ca, cb
 
 
 def svc_of(app: Quart) -> Services:

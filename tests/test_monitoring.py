@@ -27,6 +27,7 @@ from tests.conftest import (
     register,
     reset_postgres,
     svc_of,
+    two_instances,
     user_token,
 )
 from tests.support.tcpproxy import proxy_for
@@ -227,23 +228,20 @@ async def test_failed_logins_count_towards_a_block(blocking_app: Quart) -> None:
 
 async def test_block_is_shared_by_instances_on_one_database(settings_factory: Any) -> None:
     settings = settings_factory(block_after="3/minute", block_seconds=60)
-    a, b = create_app(settings), create_app(settings)
-    async with a.test_app(), b.test_app():
-        async with client_for(a, ip=ATTACKER) as via_a, client_for(b, ip=ATTACKER) as via_b:
-            assert (await via_b.get("/v1/notes")).status_code == 401
-            for _ in range(5):
-                await via_a.get("/v1/notes")
-            assert (await via_a.get("/v1/notes")).status_code == 403
-            deadline = time.monotonic() + 2
-            while (await via_b.get("/v1/notes")).status_code != 403:
-                assert time.monotonic() < deadline, "the other instance never saw the block"
-                await asyncio.sleep(0.1)
+    async with two_instances(settings, ATTACKER) as (_a, _b, via_a, via_b):
+        assert (await via_b.get("/v1/notes")).status_code == 401
+        for _ in range(5):
+            await via_a.get("/v1/notes")
+        assert (await via_a.get("/v1/notes")).status_code == 403
+        deadline = time.monotonic() + 2
+        while (await via_b.get("/v1/notes")).status_code != 403:
+            assert time.monotonic() < deadline, "the other instance never saw the block"
+            await asyncio.sleep(0.1)
 
 
 async def test_revocation_reaches_other_instances_within_a_second(settings_factory: Any) -> None:
     settings = settings_factory()
-    a, b = create_app(settings), create_app(settings)
-    async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:
+    async with two_instances(settings) as (_a, _b, ca, cb):
         token = await user_token(ca, "twoinstances")
         assert (await cb.get("/v1/users/me", headers=bearer(token))).status_code == 200
         assert (await ca.post("/v1/auth/revoke", data={"token": token})).status_code == 200
@@ -259,8 +257,7 @@ async def test_redis_announces_revocations_to_other_instances(settings_factory: 
     next database poll (made 30 s here, so only the announcement can explain it)."""
     assert REDIS_URL
     settings = settings_factory(redis_url=REDIS_URL)
-    a, b = create_app(settings), create_app(settings)
-    async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:
+    async with two_instances(settings) as (_a, b, ca, cb):
         await asyncio.sleep(0.3)  # both subscribed
         token = await user_token(ca, "pubsub")
         assert (await cb.get("/v1/users/me", headers=bearer(token))).status_code == 200
@@ -349,9 +346,8 @@ async def test_revocation_holds_on_other_instances_while_redis_is_down(
     assert REDIS_URL
     proxy, url = await proxy_for(REDIS_URL)
     settings = settings_factory(redis_url=url)
-    a, b = create_app(settings), create_app(settings)
     try:
-        async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:
+        async with two_instances(settings) as (_a, _b, ca, cb):
             token = await user_token(ca, "noredis")
             assert (await cb.get("/v1/users/me", headers=bearer(token))).status_code == 200
             proxy.cut()
@@ -369,15 +365,13 @@ async def test_one_block_event_when_instances_cross_together(
     capsys: pytest.CaptureFixture[str], settings_factory: Any
 ) -> None:
     settings = settings_factory(block_after="3/minute", block_seconds=60)
-    a, b = create_app(settings), create_app(settings)
-    async with a.test_app(), b.test_app():
-        async with client_for(a, ip=ATTACKER) as via_a, client_for(b, ip=ATTACKER) as via_b:
-            await asyncio.gather(*(c.get("/v1/notes") for c in [via_a, via_b] * 8))
-            deadline = time.monotonic() + 2
-            for c in (via_a, via_b):  # whichever won, both refuse within the poll interval
-                while (await c.get("/v1/notes")).status_code != 403:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.05)
+    async with two_instances(settings, ATTACKER) as (_a, _b, via_a, via_b):
+        await asyncio.gather(*(c.get("/v1/notes") for c in [via_a, via_b] * 8))
+        deadline = time.monotonic() + 2
+        for c in (via_a, via_b):  # whichever won, both refuse within the poll interval
+            while (await c.get("/v1/notes")).status_code != 403:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
     records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert len([r for r in records if r["event"] == "client.blocked"]) == 1
     assert not [r for r in records if r["event"] == "client.block_failed"]
