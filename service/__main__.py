@@ -9,17 +9,12 @@ import re
 import sys
 from pathlib import Path
 
-from .cli_support import load_settings_or_exit
+from .cli_support import fail, load_settings_or_exit
 from .config import Settings
 
 
 def _out(payload: object) -> None:
     sys.stdout.write(json.dumps(payload) + "\n")
-
-
-def _fail(message: str, code: int = 1) -> int:
-    sys.stderr.write(f"portcullis: {message}\n")
-    return code
 
 
 async def _migrate(settings: Settings) -> int:
@@ -46,19 +41,19 @@ async def _create_user(settings: Settings, name: str, role: str) -> int:
     line = sys.stdin.readline()
     password = line[:-1] if line.endswith("\n") else line
     if not re.fullmatch(r"[a-z0-9_.-]{3,32}", name):
-        return _fail("username must be 3..32 of [a-z0-9_.-]")
+        return fail("username must be 3..32 of [a-z0-9_.-]")
     try:
         password = RegisterIn(username=name, password=password).password
     except ValueError:
-        return _fail("the password is empty, too long or has characters that are not allowed")
+        return fail("the password is empty, too long or has characters that are not allowed")
     svc = Services(settings, Metrics())
     try:
         await migrate(svc.db)
         user = await identity.register(svc, username=name, password=password, role=role)
     except ValidationFailed as exc:
-        return _fail("; ".join(e["msg"] for e in exc.errors or []) or "invalid input")
+        return fail("; ".join(e["msg"] for e in exc.errors or []) or "invalid input")
     except Conflict:
-        return _fail(f"the username {name!r} is taken")
+        return fail(f"the username {name!r} is taken")
     finally:
         await svc.db.close()
         svc.passwords.close()
@@ -77,7 +72,7 @@ async def _create_client(settings: Settings, name: str, scope: str) -> int:
     try:
         data = ClientCreate(name=name, scopes=scope.split())  # type: ignore[arg-type]
     except ValueError as exc:
-        return _fail(f"invalid client: {str(exc).splitlines()[0]}")
+        return fail(f"invalid client: {str(exc).splitlines()[0]}")
     svc = Services(settings, Metrics())
     try:
         await migrate(svc.db)
@@ -85,7 +80,7 @@ async def _create_client(settings: Settings, name: str, scope: str) -> int:
             svc, name=data.name, scopes=list(data.scopes), actor="cli", ip=None
         )
     except ValidationFailed:
-        return _fail("invalid scopes")
+        return fail("invalid scopes")
     finally:
         await svc.db.close()
         svc.passwords.close()
@@ -133,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         key = rotate(settings.keys_file, max_token_ttl=settings.access_token_ttl)
         _out({"kid": key["kid"], "alg": key["alg"], "file": str(settings.keys_file)})
         return 0
-    return _fail("unknown command", 2)  # pragma: no cover
+    return fail("unknown command", 2)  # pragma: no cover
 
 
 if __name__ == "__main__":

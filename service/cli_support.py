@@ -10,6 +10,12 @@ from pydantic import ValidationError
 from .config import Settings
 
 
+def fail(message: str, code: int = 1) -> int:
+    """One line on stderr (the entry points speak before logging exists); the exit code."""
+    sys.stderr.write(f"portcullis: {message}\n")
+    return code
+
+
 def load_settings_or_exit() -> Settings:
     try:
         return Settings()
@@ -17,5 +23,5 @@ def load_settings_or_exit() -> Settings:
         for error in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(p) for p in error["loc"]) or "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
-            print(f"portcullis: invalid configuration: {where}: {message}", file=sys.stderr)  # noqa: T201
+            fail(f"invalid configuration: {where}: {message}")
         raise SystemExit(2) from None

@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
@@ -139,12 +139,6 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
         )
 
 
-if TYPE_CHECKING:
-    _StreamHandler = logging.StreamHandler[TextIO]
-else:
-    _StreamHandler = logging.StreamHandler
-
-
 class _Stdout:
     """A file whose writes go to whatever `sys.stdout` is now (tests swap it)."""
 
@@ -155,23 +149,9 @@ class _Stdout:
         sys.stdout.flush()
 
 
-class StdoutHandler(_StreamHandler):
-    """Writes to whatever `sys.stdout` is at the time of the record."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Route structlog and the standard library through one JSON handler on stdout."""
-    handler: logging.Handler = (
-        logging.StreamHandler(stream) if stream is not None else StdoutHandler()
-    )
+    handler = logging.StreamHandler(stream or _Stdout())
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
