@@ -40,6 +40,16 @@ def limits_for(app: Quart, endpoint: str | None, blueprints: list[str]) -> list[
     return list(unique.values())
 
 
+def _endpoint_limits(endpoint: str | None) -> list[NamedLimit] | None:
+    """`limits_for`, computed once per endpoint: declarations do not change at run time."""
+    cache: dict[str | None, list[NamedLimit] | None] = current_app.extensions.setdefault(
+        "portcullis.limits", {}
+    )
+    if endpoint not in cache:
+        cache[endpoint] = limits_for(current_app, endpoint, list(request.blueprints))
+    return cache[endpoint]
+
+
 async def before_request() -> None:
     svc = services()
     info = request_info()
@@ -56,7 +66,7 @@ async def before_request() -> None:
     g.principal, g.auth_failure = principal, failure
     if principal is not None and info is not None:
         info.principal = principal.sub
-    limits = limits_for(current_app, request.endpoint, list(request.blueprints))
+    limits = _endpoint_limits(request.endpoint)
     if not limits:
         return
     by_ip = f"ip:{ip}"

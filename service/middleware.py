@@ -224,15 +224,17 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            length: str | None = None
             for name, value in scope.get("headers", ()):
                 size += len(name) + len(value) + 4
                 if b"\r" in value or b"\n" in value or b"\x00" in value:
                     await send_problem(send, 400, detail="Invalid header value.")
                     return
+                if name.lower() == b"content-length":
+                    length = bytes(value).decode("latin-1")
             if size > MAX_HEAD_BYTES:
                 await send_problem(send, 431, detail="The request head is too large.")
                 return
-            length = _header(scope, b"content-length")
             if length is not None:
                 if not length.isdigit():
                     await send_problem(send, 400, detail="Invalid Content-Length.")

@@ -10,7 +10,6 @@ to every process through the signals table; the per-request check is a dict look
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Sequence
 
@@ -56,9 +55,7 @@ class FailureCounter:
         addr = parse_ip(ip)
         if addr is None:
             return True  # not an address (e.g. a unix socket peer): nothing to block
-        return any(addr in net for net in self.exempt) or addr == ipaddress.ip_address(
-            "0.0.0.0"  # noqa: S104 - a sentinel, never bound
-        )
+        return any(addr in net for net in self.exempt)
 
     async def failed(self, ip: str) -> bool:
         """Record one failure; True when this one crossed the threshold."""

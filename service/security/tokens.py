@@ -120,7 +120,6 @@ class TokenService:
         self._check_header(_header(token))
         try:
             claims = self._validator.authenticate_token(token)
-            self._check_header(dict(claims.header))
             claims.validate(now=int(time.time()), leeway=LEEWAY_SECONDS)
         except TokenRejected:
             raise
