@@ -156,5 +156,26 @@ async def make_admin(app: Quart, client: httpx.AsyncClient, username: str = "roo
     return str((await login(client, username))["access_token"])
 
 
+async def client_token(
+    app: Quart, client: httpx.AsyncClient, scopes: list[str], name: str = "robot"
+) -> tuple[Any, str]:
+    """A new OAuth client and an access token from client_credentials (body auth)."""
+    from service.domain import identity
+
+    created = await identity.create_client(
+        svc_of(app), name=name, scopes=scopes, actor=None, ip=None
+    )
+    r = await client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": created.client_id,
+            "client_secret": created.client_secret,
+        },
+    )
+    assert r.status_code == 200, r.text
+    return created, str(r.json()["access_token"])
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

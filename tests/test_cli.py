@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +11,9 @@ import pytest
 from service import create_app
 from service.config import Settings
 from tests.conftest import PASSWORD, bearer, client_for
+from tests.support.cli import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(
-    data_dir: Path, *args: str, stdin: str = "", **env: str
-) -> subprocess.CompletedProcess[str]:
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PORTCULLIS_DATA_DIR": str(data_dir),
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        input=stdin,
-        env=environment,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+cli = run_cli
 
 
 def test_migrate_from_empty_and_again(tmp_path: Path) -> None:

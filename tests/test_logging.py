@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from service import create_app
-from service.domain import identity
 from service.logging import REDACTED, redact_value
-from tests.conftest import PASSWORD, bearer, client_for, svc_of
+from tests.conftest import PASSWORD, bearer, client_for, client_token
 
 
 def lines(text: str) -> list[dict[str, Any]]:
@@ -81,17 +80,7 @@ async def test_full_flow_logs_are_json_and_never_hold_secrets(
             data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
         )
         await c.get("/v1/users/me", headers=bearer(tokens["access_token"] + "x"))
-        client = await identity.create_client(
-            svc_of(app), name="c", scopes=["notes:read"], actor=None, ip=None
-        )
-        await c.post(
-            "/v1/auth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client.client_id,
-                "client_secret": client.client_secret,
-            },
-        )
+        client, _ = await client_token(app, c, ["notes:read"], name="c")
         await c.post("/v1/auth/revoke", data={"token": tokens["refresh_token"]})
         await c.get(
             "/nope%0A%7B%22event%22:%22forged%22%7D",

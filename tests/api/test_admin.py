@@ -5,8 +5,15 @@ from __future__ import annotations
 import httpx
 from quart import Quart
 
-from service.domain import identity
-from tests.conftest import PASSWORD, bearer, login, make_admin, register, svc_of, user_token
+from tests.conftest import (
+    PASSWORD,
+    bearer,
+    client_token,
+    login,
+    make_admin,
+    register,
+    user_token,
+)
 
 ADMIN_ROUTES = [
     ("GET", "/v1/admin/users", None),
@@ -22,18 +29,8 @@ async def test_admin_routes_refuse_users_and_clients_without_admin(
     app: Quart, client: httpx.AsyncClient
 ) -> None:
     user = bearer(await user_token(client, "plain"))
-    robot = await identity.create_client(
-        svc_of(app), name="robot", scopes=["notes:read", "notes:write"], actor=None, ip=None
-    )
-    r = await client.post(
-        "/v1/auth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": robot.client_id,
-            "client_secret": robot.client_secret,
-        },
-    )
-    robot_token = bearer(r.json()["access_token"])
+    robot, token = await client_token(app, client, ["notes:read", "notes:write"])
+    robot_token = bearer(token)
     for method, url, body in ADMIN_ROUTES:
         for who in (user, robot_token):
             r = await client.request(method, url, json=body, headers=who)

@@ -4,12 +4,9 @@ rotation without restart, graceful shutdown, slow clients."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.server import ROOT, Server, run_server
+from tests.support.cli import run_cli
+from tests.support.server import Server, run_server
 
 pytestmark = pytest.mark.server
 PASSWORD = "Tr0ub4dor&3-horse-staple"
@@ -75,25 +73,13 @@ def test_workers_say_limits_are_per_process_without_redis(two_workers: Server) -
 
 
 def test_key_rotation_reaches_running_workers(two_workers: Server) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PORTCULLIS_DATA_DIR": str(two_workers.data_dir),
-        "PORTCULLIS_ISSUER": two_workers.url,
-    }
     with httpx.Client(verify=two_workers.ssl_context(), base_url=two_workers.url) as c:
         c.post("/v1/auth/register", json={"username": "rotator", "password": PASSWORD})
         form = {"grant_type": "password", "username": "rotator", "password": PASSWORD}
         old = c.post("/v1/auth/token", data=form).json()["access_token"]
         old_kids = {k["kid"] for k in c.get("/.well-known/jwks.json").json()["keys"]}
-        result = subprocess.run(
-            [sys.executable, "-m", "service", "keys", "rotate"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
+        result = run_cli(two_workers.data_dir, "keys", "rotate", PORTCULLIS_ISSUER=two_workers.url)
+        assert result.returncode == 0, result.stderr
         new_kid = json.loads(result.stdout)["kid"]
         deadline = time.monotonic() + 60
         seen: set[str] = set()
