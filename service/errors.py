@@ -160,7 +160,7 @@ def problem_body(
 ) -> bytes:
     """The RFC 9457 JSON body; usable from ASGI middleware too."""
     info = request_info()
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": _TYPE_BASE + (code or phrase.lower().replace(" ", "-")),
         "title": phrase,
