@@ -12,17 +12,19 @@ from quart_rate_limiter import (
 from .context import request_info
 from .errors import (
     ClientBlocked,
+    Forbidden,
     InsufficientScope,
     TooManyRequests,
     Unauthorized,
     problem_response,
 )
-from .logging import security_event
-from .security.authn import authenticate
+from .logging import get_logger, security_event
+from .security.authn import AUTH_ATTRIBUTE, authenticate
 from .security.ratelimit import Check, Decision, NamedLimit
 from .services import services
 
 _COUNTED = frozenset({401, 403, 404})
+log = get_logger("portcullis.guard")
 
 
 def limits_for(app: Quart, endpoint: str | None, blueprints: list[str]) -> list[NamedLimit] | None:
@@ -60,6 +62,11 @@ async def before_request() -> None:
     if on_api and svc.blocks.is_blocked(ip):
         g.refused_by_block = True
         raise ClientBlocked()
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is not None and getattr(view, AUTH_ATTRIBUTE, None) is None:
+        # Deny by default: a route nobody gave an access decision is never served.
+        log.error("route.no_auth_decision", endpoint=request.endpoint)
+        raise Forbidden("This route has no access policy.")
     principal, failure = authenticate(
         request.headers.get("Authorization"), svc.tokens, svc.denylist
     )

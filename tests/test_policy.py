@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from quart import Quart
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 
@@ -44,7 +45,9 @@ async def test_every_v1_route_is_rate_limited_and_non_public_unless_auth(app: Qu
     assert public_v1 == {"/v1/auth/register", "/v1/auth/token", "/v1/auth/revoke"}
 
 
-async def test_a_route_without_decisions_fails_the_policy(app: Quart) -> None:
+async def test_a_route_without_decisions_fails_the_policy(
+    app: Quart, client: httpx.AsyncClient
+) -> None:
     """The policy test itself: a forgotten decorator is detected."""
 
     async def forgotten() -> str:
@@ -54,3 +57,6 @@ async def test_a_route_without_decisions_fails_the_policy(app: Quart) -> None:
     view = app.view_functions["forgotten"]
     assert getattr(view, AUTH_ATTRIBUTE, None) is None
     assert limits_for(app, "forgotten", []) == []
+    # and at run time it is denied by default, not served
+    r = await client.get("/v1/forgotten")
+    assert r.status_code == 403 and "open door" not in r.text
