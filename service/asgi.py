@@ -9,5 +9,8 @@ settings = load_settings_or_exit()
 prepare_multiprocess_dir(settings.data_dir)
 
 from .app import create_app  # noqa: E402
+from .drain import install as install_drain  # noqa: E402
+from .services import EXTENSION  # noqa: E402
 
 app = create_app(settings)
+install_drain(app.extensions[EXTENSION].begin_drain, settings.drain_seconds)

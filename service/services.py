@@ -71,13 +71,20 @@ class Services:
         self.redis: Any = None
         if settings.redis_dsn:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+            from redis.exceptions import ConnectionError as RedisConnectionError
 
+            # A pooled connection that broke while Redis restarted fails once: retry it at
+            # once on a fresh connection rather than calling that an outage. No back-off,
+            # so a real outage costs a request at most two short connection attempts.
             self.redis = aioredis.from_url(
                 settings.redis_dsn,
                 socket_timeout=0.5,
                 socket_connect_timeout=0.5,
                 health_check_interval=5,
-                retry_on_timeout=False,
+                retry=Retry(NoBackoff(), 1),
+                retry_on_error=[RedisConnectionError],
             )
         self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
         self.denylist = Denylist()
@@ -92,6 +99,7 @@ class Services:
         self._worker_dir: Path | None = None
         self._wake = asyncio.Event()
         self.poll_seconds = POLL_SECONDS
+        self.draining = False  # set on SIGTERM: readiness fails, requests are still served
 
     # Life cycle -----------------------------------------------------------------
 
@@ -122,6 +130,10 @@ class Services:
         self.metrics.process_exit()
         if self._worker_dir is not None:
             unregister_worker(self._worker_dir)
+
+    def begin_drain(self) -> None:
+        """SIGTERM: readiness answers 503 from now on; requests are still served."""
+        self.draining = True
 
     async def _try_migrate(self) -> None:
         try:

@@ -49,12 +49,19 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @rate_exempt
     @public
     async def readyz() -> tuple[dict[str, object], int, dict[str, str]]:
-        """Readiness: database and Redis reachable (503 naming the failing check)."""
-        state = await services().check_ready()
+        """Readiness: 503 only when this replica cannot serve (database down, or draining
+        after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
+        (limits fall back to per-process ones meanwhile)."""
+        svc = services()
+        state = await svc.check_ready()
         checks = {"database": state.database, "redis": state.redis}
-        if state.database == "ok" and state.redis in ("ok", "disabled"):
-            return {"status": "ready", "checks": checks}, 200, {}
-        return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": "5"}
+        if svc.draining:
+            checks["server"] = "draining"
+        if state.database != "ok" or svc.draining:
+            return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": "5"}
+        if state.redis == "unavailable":
+            return {"status": "degraded", "checks": checks}, 200, {}
+        return {"status": "ready", "checks": checks}, 200, {}
 
     @bp.get("/metrics")
     @rate_exempt

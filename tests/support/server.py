@@ -69,6 +69,7 @@ def run_server(
         "PORTCULLIS_ISSUER": f"https://localhost:{port}",
         "PORTCULLIS_RATE_LIMIT_REGISTER": "1000/minute",
         "PORTCULLIS_RATE_LIMIT_TOKEN": "1000/minute",
+        "PORTCULLIS_DRAIN_SECONDS": "0.2",  # tests of the drain itself set their own
         **(env or {}),
     }
     log = tmp / "server.log"
