@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--scope", required=True)
     keys = sub.add_parser("keys", help="signing keys")
     keys.add_argument("action", choices=["rotate"])
+    keys.add_argument(
+        "--activate-now",
+        action="store_true",
+        help="sign with the new key at once (emergencies: verifiers that have not fetched "
+        "the JWKS since reject its tokens until they do)",
+    )
     sub.add_parser("check-config", help="validate and print the configuration")
     certs = sub.add_parser("certs", help="create the development CA and certificate")
     certs.add_argument("--dir", default="certs")
@@ -125,8 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         from .security.keys import rotate
 
-        key = rotate(settings.keys_file, max_token_ttl=settings.access_token_ttl)
-        _out({"kid": key["kid"], "alg": key["alg"], "file": str(settings.keys_file)})
+        key = rotate(
+            settings.keys_file,
+            max_token_ttl=settings.access_token_ttl,
+            activation_seconds=0 if args.activate_now else settings.key_activation_seconds,
+        )
+        _out(
+            {
+                "kid": key["kid"],
+                "alg": key["alg"],
+                "activates": key["activates"],
+                "file": str(settings.keys_file),
+            }
+        )
         return 0
     return fail("unknown command", 2)  # pragma: no cover
 

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     block_after: str = "50/minute"
     block_seconds: int = Field(default=300, ge=1, le=86400)
     block_exempt: Annotated[list[Network], NoDecode] = []
+    # Rotation and shutdown for several replicas behind a balancer.
+    key_activation_seconds: int = Field(default=600, ge=0, le=7 * 86400)
+    drain_seconds: float = Field(default=5.0, ge=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     certfile: Path = Path("certs/server.pem")
     # OWASP Password Storage cheat sheet minimum for Argon2id: m=19 MiB, t=2, p=1.

@@ -3,9 +3,14 @@
 The file is created on first start (mode 0600) without a race when several workers
 start at once: each writes a private temporary file and `os.link`s it into place,
 which fails for all but the first. `rotate` appends a new key under an exclusive
-`flock` and replaces the file atomically; retired keys stay (public in the JWKS) until
-every token they signed has expired. Running processes notice the new file by its
-modification time and switch within `RELOAD_SECONDS`.
+`flock` and replaces the file atomically. Running processes notice the new file by its
+modification time (the upkeep loop looks every few seconds).
+
+A rotated-in key carries `activates` (Unix time): it is published in the JWKS at once
+but signs only from then on, so every replica and outside verifier has fetched it
+before it meets a token signed with it. The signing key is the last key of the file
+whose `activates` has passed (a key without it is active). A key is retired when its
+successor activates, and stays in the JWKS until every token it signed has expired.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import secrets
 import time
@@ -24,7 +30,6 @@ from joserfc.jwk import ECKey, KeySet
 
 ALGORITHM = "ES256"
 ALGORITHMS = (ALGORITHM,)
-RELOAD_SECONDS = 2.5  # how often running processes look at the key file
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
@@ -59,10 +64,31 @@ def ensure_keys_file(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+_BOOKKEEPING = frozenset({"iat", "retired", "activates"})
+
+
 def public_jwk(key: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v for k, v in key.items() if k not in _PRIVATE_MEMBERS and k not in ("iat", "retired")
-    }
+    return {k: v for k, v in key.items() if k not in _PRIVATE_MEMBERS and k not in _BOOKKEEPING}
+
+
+def _activates(key: dict[str, Any]) -> float:
+    value = key.get("activates", 0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _signing_index(keys: list[dict[str, Any]], now: float) -> int:
+    """The last key whose activation time has passed (the first key when none has)."""
+    active = [i for i, key in enumerate(keys) if _activates(key) <= now]
+    return active[-1] if active else 0
+
+
+def _retired_at(keys: list[dict[str, Any]], index: int, now: float) -> float | None:
+    """When key `index` stopped signing: a later key activated (None: it still signs
+    or has not signed yet)."""
+    if "retired" in keys[index]:  # written by earlier versions
+        return float(keys[index]["retired"])
+    later = [_activates(k) for k in keys[index + 1 :] if _activates(k) <= now]
+    return max(_activates(keys[index]), min(later)) if later else None
 
 
 def read_keys(path: Path) -> list[dict[str, Any]]:
@@ -79,19 +105,24 @@ def read_keys(path: Path) -> list[dict[str, Any]]:
     return keys
 
 
-def rotate(path: Path, *, max_token_ttl: int) -> dict[str, Any]:
-    """Add a new current key; drop retired keys whose tokens have all expired."""
+def rotate(path: Path, *, max_token_ttl: int, activation_seconds: int) -> dict[str, Any]:
+    """Add a new key that signs `activation_seconds` from now; drop keys retired long
+    enough ago that every token they signed has expired."""
     ensure_keys_file(path)
     lock_path = path.with_name(path.name + ".lock")
     with lock_path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         keys = read_keys(path)
         now = int(time.time())
-        if keys:
-            keys[-1].setdefault("retired", now)
-        keep = [k for k in keys if now - int(k.get("retired", now)) <= max_token_ttl + 120]
         key = new_key()
-        tmp = _write_private(path, {"keys": [*keep, key]})
+        key["activates"] = now + max(0, activation_seconds)
+        keys.append(key)
+        keep = []
+        for index, old in enumerate(keys):
+            retired = _retired_at(keys, index, now)
+            if retired is None or now - retired <= max_token_ttl + 120:
+                keep.append(old)
+        tmp = _write_private(path, {"keys": keep})
         os.replace(tmp, path)
     return key
 
@@ -106,23 +137,29 @@ class KeyRing:
     public_jwks: dict[str, Any]
     kids: frozenset[str]
     mtime_ns: int
+    next_activation: float  # when a published key starts signing (inf: none pending)
+    keys: tuple[dict[str, Any], ...]
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
         mtime = path.stat().st_mtime_ns
-        keys = read_keys(path)
-        current_data = keys[-1]
-        current = ECKey.import_key(
-            {k: v for k, v in current_data.items() if k not in ("iat", "retired")}
-        )
+        return cls.build(read_keys(path), mtime, time.time())
+
+    @classmethod
+    def build(cls, keys: list[dict[str, Any]], mtime_ns: int, now: float) -> KeyRing:
+        current_data = keys[_signing_index(keys, now)]
+        current = ECKey.import_key({k: v for k, v in current_data.items() if k not in _BOOKKEEPING})
         publics = [public_jwk(k) for k in keys]
+        pending = [_activates(k) for k in keys if _activates(k) > now]
         return cls(
             current=current,
             current_kid=str(current_data["kid"]),
             verify_set=KeySet.import_key_set({"keys": publics}),
             public_jwks={"keys": publics},
             kids=frozenset(str(k["kid"]) for k in publics),
-            mtime_ns=mtime,
+            mtime_ns=mtime_ns,
+            next_activation=min(pending, default=math.inf),
+            keys=tuple(keys),
         )
 
 
@@ -135,6 +172,14 @@ class KeyManager:
         with contextlib.suppress(OSError):
             os.chmod(path, 0o600)
         self.ring = KeyRing.load(path)
+
+    def signing(self) -> KeyRing:
+        """The ring to sign with: switches to a published key once it activates."""
+        ring = self.ring
+        now = time.time()
+        if now >= ring.next_activation:
+            ring = self.ring = KeyRing.build(list(ring.keys), ring.mtime_ns, now)
+        return ring
 
     def maybe_reload(self) -> bool:
         try:

@@ -106,7 +106,7 @@ class TokenService:
         }
         if sid is not None:
             claims["sid"] = sid
-        ring = self.keys.ring
+        ring = self.keys.signing()
         header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": ring.current_kid}
         token = jwt.encode(header, claims, ring.current, algorithms=list(ALGORITHMS))
         return token, claims

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from service.devcerts import make_dev_certs
@@ -35,16 +36,49 @@ def test_rotation_retires_keys_after_their_tokens_expire(tmp_path: Path) -> None
     path = tmp_path / "jwks.json"
     manager = KeyManager(path)
     first = manager.ring.current_kid
-    rotate(path, max_token_ttl=600)
+    rotate(path, max_token_ttl=600, activation_seconds=0)
     assert manager.maybe_reload() and manager.ring.current_kid != first
     assert first in manager.ring.kids  # still verifies the tokens it signed
     document = json.loads(path.read_text())
-    document["keys"][0]["retired"] = int(time.time()) - 3600  # retired an hour ago
+    document["keys"][1]["activates"] = int(time.time()) - 3600  # took over an hour ago
     path.write_text(json.dumps(document))
-    rotate(path, max_token_ttl=600)
+    rotate(path, max_token_ttl=600, activation_seconds=0)
     manager.maybe_reload()
     assert first not in manager.ring.kids and len(manager.ring.kids) == 2
     assert not manager.maybe_reload()  # unchanged file: nothing to do
+
+
+def test_rotated_key_is_published_before_it_signs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "jwks.json"
+    manager = KeyManager(path)
+    first = manager.ring.current_kid
+    new = rotate(path, max_token_ttl=600, activation_seconds=600)
+    assert manager.maybe_reload()
+    published = {k["kid"] for k in manager.ring.public_jwks["keys"]}
+    assert published == {first, new["kid"]}
+    assert "activates" not in manager.ring.public_jwks["keys"][1]
+    assert manager.signing().current_kid == first  # not yet: verifiers may not know it
+    later = time.time() + 601
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert manager.signing().current_kid == new["kid"]
+    # the first key stays published until its tokens have expired, then goes
+    monkeypatch.setattr(time, "time", lambda: later + 600 + 121)
+    rotate(path, max_token_ttl=600, activation_seconds=600)
+    manager.maybe_reload()
+    assert first not in manager.ring.kids and new["kid"] in manager.ring.kids
+
+
+def test_pending_key_survives_another_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "jwks.json"
+    manager = KeyManager(path)
+    first = manager.ring.current_kid
+    pending = rotate(path, max_token_ttl=60, activation_seconds=600)
+    urgent = rotate(path, max_token_ttl=60, activation_seconds=0)
+    manager.maybe_reload()
+    assert manager.signing().current_kid == urgent["kid"]
+    assert {first, pending["kid"], urgent["kid"]} == manager.ring.kids
 
 
 def test_dev_certificates(tmp_path: Path) -> None:

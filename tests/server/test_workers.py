@@ -3,6 +3,7 @@ rotation without restart, graceful shutdown, slow clients."""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -10,6 +11,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,27 +74,47 @@ def test_workers_say_limits_are_per_process_without_redis(two_workers: Server) -
     assert warnings and warnings[0]["level"] == "WARNING" and warnings[0]["workers"] == 2
 
 
+def _jwt_part(token: str, index: int) -> dict[str, Any]:
+    part = token.split(".")[index]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
 def test_key_rotation_reaches_running_workers(two_workers: Server) -> None:
+    """A rotated-in key is in every worker's JWKS before any token is signed with it."""
     with httpx.Client(verify=two_workers.ssl_context(), base_url=two_workers.url) as c:
         c.post("/v1/auth/register", json={"username": "rotator", "password": PASSWORD})
         form = {"grant_type": "password", "username": "rotator", "password": PASSWORD}
         old = c.post("/v1/auth/token", data=form).json()["access_token"]
         old_kids = {k["kid"] for k in c.get("/.well-known/jwks.json").json()["keys"]}
-        result = run_cli(two_workers.data_dir, "keys", "rotate", PORTCULLIS_ISSUER=two_workers.url)
+        result = run_cli(
+            two_workers.data_dir,
+            "keys",
+            "rotate",
+            PORTCULLIS_ISSUER=two_workers.url,
+            PORTCULLIS_KEY_ACTIVATION_SECONDS="6",
+        )
         assert result.returncode == 0, result.stderr
-        new_kid = json.loads(result.stdout)["kid"]
+        rotated = json.loads(result.stdout)
+        new_kid, activates = rotated["kid"], rotated["activates"]
+        published: list[bool] = []
+        tokens: list[str] = []
         deadline = time.monotonic() + 60
-        seen: set[str] = set()
-        while len(seen) < 4 and time.monotonic() < deadline:  # several workers answer
+        while time.monotonic() < deadline:  # fresh connections: several workers answer
             with httpx.Client(verify=two_workers.ssl_context(), base_url=two_workers.url) as fresh:
-                token = fresh.post("/v1/auth/token", data=form).json()["access_token"]
-            header = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[0] + "=="))
-            if header["kid"] == new_kid:
-                seen.add(token)
-            else:
-                seen.clear()
-                time.sleep(0.5)
-        assert len(seen) == 4, "workers did not switch to the new key within 60 s"
+                if time.time() < activates - 1:
+                    keys = fresh.get("/.well-known/jwks.json").json()["keys"]
+                    published.append(new_kid in {k["kid"] for k in keys})
+                else:
+                    tokens.append(fresh.post("/v1/auth/token", data=form).json()["access_token"])
+            if len(tokens) >= 4 and all(_jwt_part(t, 0)["kid"] == new_kid for t in tokens[-4:]):
+                break
+            time.sleep(0.2)
+        assert published[-4:] == [True] * 4, "the new key was not published before activation"
+        for token in tokens:
+            if _jwt_part(token, 0)["kid"] == new_kid:
+                assert _jwt_part(token, 1)["iat"] >= activates  # never signed before activation
+        assert all(_jwt_part(t, 0)["kid"] == new_kid for t in tokens[-4:]), "no switch in 60 s"
         keys = {k["kid"] for k in c.get("/.well-known/jwks.json").json()["keys"]}
         assert keys == old_kids | {new_kid}
         # tokens signed by the previous key stay valid until they expire
