@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .redisclient import check_url
+
 DEFAULT_ISSUER = "https://localhost:8443"
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\s*$")
@@ -142,8 +144,8 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_scheme(cls, value: Any) -> Any:
         text = _plain(value)
-        if text is not None and not text.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if text is not None:
+            check_url(text)
         return text
 
     @field_validator("trusted_proxies", "metrics_allow", "block_exempt", mode="before")

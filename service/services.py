@@ -26,6 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from .config import Settings
 from .logging import get_logger, security_event
 from .metrics import Metrics
+from .redisclient import close as close_redis
+from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
 from .security.keys import KeyManager
@@ -70,22 +72,7 @@ class Services:
         )
         self.redis: Any = None
         if settings.redis_dsn:
-            import redis.asyncio as aioredis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-            from redis.exceptions import ConnectionError as RedisConnectionError
-
-            # A pooled connection that broke while Redis restarted fails once: retry it at
-            # once on a fresh connection rather than calling that an outage. No back-off,
-            # so a real outage costs a request at most two short connection attempts.
-            self.redis = aioredis.from_url(
-                settings.redis_dsn,
-                socket_timeout=0.5,
-                socket_connect_timeout=0.5,
-                health_check_interval=5,
-                retry=Retry(NoBackoff(), 1),
-                retry_on_error=[RedisConnectionError],
-            )
+            self.redis = make_client(settings.redis_dsn)
         self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
         self.denylist = Denylist()
         self.blocks = BlockList()
@@ -108,6 +95,9 @@ class Services:
         await self._try_migrate()
         with contextlib.suppress(Exception):
             await self.poll_signals()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):  # down: the limiter copes, and retries
+                await warm_up(self.redis)
         self._tasks = [
             asyncio.create_task(self._signal_loop(), name="portcullis-signals"),
             asyncio.create_task(self._upkeep_loop(), name="portcullis-upkeep"),
@@ -118,13 +108,12 @@ class Services:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:  # bounded: a client library must not hold the shutdown up
+            await asyncio.wait(self._tasks, timeout=2.0)
         self._tasks = []
         if self.redis is not None:
             with contextlib.suppress(Exception):
-                await self.redis.aclose()
+                await asyncio.wait_for(close_redis(self.redis), timeout=2.0)
         await self.db.close()
         self.passwords.close()
         self.metrics.process_exit()
@@ -193,8 +182,8 @@ class Services:
 
     async def _subscribe_loop(self) -> None:
         while True:
+            pubsub = self.redis.pubsub()
             try:
-                pubsub = self.redis.pubsub()
                 await pubsub.subscribe(SIGNAL_CHANNEL)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -203,6 +192,9 @@ class Services:
                 raise
             except Exception:
                 await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())
 
     def warn_if_limits_per_process(self) -> int:
         """Without Redis, limits and failure counts live in each worker process."""

@@ -133,10 +133,10 @@ async def test_redis_engine_matches_memory_semantics() -> None:
     engine = RedisEngine(client)
     results = [(await engine.check(checks(key="same"))).allowed for _ in range(5)]
     assert results == [True, True, True, False, False]
-    ttl = await client.pttl("portcullis:rl:same")
+    ttl = await client.pttl("portcullis:{rl}:same")
     assert 0 < ttl <= 60_000 + 1  # keys expire with their window
     peek = await engine.check(checks(key="fresh"), consume=False)
-    assert peek.allowed and await client.exists("portcullis:rl:fresh") == 0
+    assert peek.allowed and await client.exists("portcullis:{rl}:fresh") == 0
     await client.aclose()
 
 
@@ -174,9 +174,9 @@ async def test_redis_outage_fails_open_and_recovers(
         async with app.test_app(), client_for(app) as c:
             token = bearer(await user_token(c, "outage"))
             assert (await c.get("/v1/users/me", headers=token)).status_code == 200
-            assert await direct.keys("portcullis:rl:default:*")
+            assert await direct.keys("portcullis:{rl}:default:*")
             proxy.cut()
-            await direct.delete(*await direct.keys("portcullis:rl:*"))
+            await direct.delete(*await direct.keys("portcullis:{rl}:*"))
             for _ in range(3):  # served from the per-process limiter meanwhile
                 assert (await c.get("/v1/users/me", headers=token)).status_code == 200
             # degraded, not unavailable: the replica still serves, so it stays in rotation
@@ -189,7 +189,7 @@ async def test_redis_outage_fails_open_and_recovers(
             proxy.restore()
             await asyncio.sleep(1.2)  # the limiter retries Redis after its back-off
             assert (await c.get("/v1/users/me", headers=token)).status_code == 200
-            assert await direct.keys("portcullis:rl:default:*")
+            assert await direct.keys("portcullis:{rl}:default:*")
             assert (await c.get("/readyz")).json()["status"] == "ready"
     finally:
         await proxy.stop()
