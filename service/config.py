@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,7 @@ class Settings(BaseSettings):
     # Rotation and shutdown for several replicas behind a balancer.
     key_activation_seconds: int = Field(default=600, ge=0, le=7 * 86400)
     drain_seconds: float = Field(default=5.0, ge=0, le=300)
+    migrate_on_start: bool = True  # off: a migration job upgrades; replicas only check
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     certfile: Path = Path("certs/server.pem")
     # OWASP Password Storage cheat sheet minimum for Argon2id: m=19 MiB, t=2, p=1.
@@ -181,6 +183,16 @@ class Settings(BaseSettings):
                 raise ValueError("CORS origin '*' is refused in production")
             if _is_dev_certificate(self.certfile):
                 raise ValueError(f"{self.certfile} is the development certificate")
+            if self.database_dsn.startswith("postgresql") and not os.access(
+                self.keys_file, os.R_OK
+            ):
+                # Replicas sharing a database must share keys; each generating its own
+                # would make tokens fail across replicas.
+                raise ValueError(
+                    f"PORTCULLIS_SIGNING_KEYS_FILE: {self.keys_file} is missing or unreadable; "
+                    "replicas sharing PostgreSQL must all load one key file (create it once "
+                    "with `python -m service keys rotate --activate-now` and mount it)"
+                )
         return self
 
     # Derived values ---------------------------------------------------------

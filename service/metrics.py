@@ -90,6 +90,12 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.key_set_mismatch = Gauge(
+            "portcullis_key_set_mismatch",
+            "1 while other live processes verify with a different signing key set.",
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

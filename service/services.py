@@ -30,6 +30,7 @@ from .redisclient import close as close_redis
 from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
+from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
 from .security.passwords import PasswordService
 from .security.ratelimit import Limiter, RedisEngine
@@ -44,6 +45,7 @@ EXTENSION = "portcullis"
 SIGNAL_CHANNEL = "portcullis:signals"
 POLL_SECONDS = 0.5
 READY_SECONDS = 2.5
+KEY_CONSENSUS_SECONDS = 10.0
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Services:
         self.redis: Any = None
         if settings.redis_dsn:
             self.redis = make_client(settings.redis_dsn)
+        self.key_consensus = KeyConsensus(self.db, self.keys, self.metrics)
         self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
         self.denylist = Denylist()
         self.blocks = BlockList()
@@ -125,8 +128,14 @@ class Services:
         self.draining = True
 
     async def _try_migrate(self) -> None:
+        """Migrate (or, with PORTCULLIS_MIGRATE_ON_START off, check that a migration job
+        has); until then readiness reports the database as not ready."""
         try:
-            await migrations.migrate(self.db)
+            if self.settings.migrate_on_start:
+                await migrations.migrate(self.db)
+            elif await migrations.current_version(self.db) < migrations.latest_version():
+                log.error("database.schema_behind", expected=migrations.latest_version())
+                return
         except Exception as exc:
             log.error("database.migrate_failed", reason=type(exc).__name__)
         else:
@@ -212,10 +221,14 @@ class Services:
         return workers
 
     async def _upkeep_loop(self) -> None:
-        last_purge = started = time.monotonic()
+        last_purge = last_consensus = started = time.monotonic()
         warned = False
         while True:
             await asyncio.sleep(READY_SECONDS)
+            if time.monotonic() - last_consensus >= KEY_CONSENSUS_SECONDS:
+                last_consensus = time.monotonic()
+                with contextlib.suppress(Exception):  # database down: check next time
+                    await self.key_consensus.check()
             if not warned and time.monotonic() - started > 3:  # sibling workers are up
                 warned = True
                 self.warn_if_limits_per_process()
@@ -243,7 +256,7 @@ class Services:
                 await asyncio.wait_for(self.db.ping(), timeout=2.0)
             except Exception:
                 return "unavailable"
-            return "ok"
+            return "ok" if self._migrated else "schema_behind"
 
         async def redis() -> str:
             if self.redis is None:

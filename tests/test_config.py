@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from service.config import Limit, Settings, parse_limits
 from service.devcerts import make_dev_certs
+from service.security.keys import ensure_keys_file
 
 
 def make(**values: object) -> Settings:
@@ -83,6 +84,21 @@ def test_production_refuses_unsafe_settings(tmp_path: Path) -> None:
     ):
         with pytest.raises(ValidationError):
             make(**(safe | change))
+
+
+def test_production_on_postgresql_needs_the_shared_key_file(tmp_path: Path) -> None:
+    safe = {
+        "env": "production",
+        "issuer": "https://api.example.com",
+        "certfile": tmp_path / "x.pem",
+        "database_url": "postgresql://db/app",
+        "signing_keys_file": tmp_path / "keys" / "jwks.json",
+    }
+    with pytest.raises(ValidationError, match="PORTCULLIS_SIGNING_KEYS_FILE"):
+        make(**safe)  # a replica would quietly generate a key of its own
+    make(**(safe | {"database_url": None}))  # one embedded replica may generate its key
+    ensure_keys_file(tmp_path / "keys" / "jwks.json")
+    make(**safe)
 
 
 def test_database_and_redis_urls() -> None:

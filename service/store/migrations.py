@@ -38,7 +38,14 @@ async def _v1_initial(conn: AsyncConnection) -> None:
     )
 
 
-MIGRATIONS: tuple[tuple[int, str, Migration], ...] = ((1, "initial schema", _v1_initial),)
+async def _v2_replica_keys(conn: AsyncConnection) -> None:
+    await conn.run_sync(lambda sync: tables.replica_keys.create(sync))
+
+
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
+    (1, "initial schema", _v1_initial),
+    (2, "replica key sets", _v2_replica_keys),
+)
 
 
 async def current_version(db: Database) -> int:

@@ -147,3 +147,13 @@ blocks = Table(
     Column("level", Integer, nullable=False),
     Column("created_us", BigInteger, nullable=False),
 )
+
+# The signing key ids each running process verifies with, so replicas that were given
+# different key files are noticed (one row per process, refreshed by its upkeep loop).
+replica_keys = Table(
+    "replica_keys",
+    metadata,
+    Column("replica", String(255), primary_key=True),
+    Column("kids", Text, nullable=False),
+    Column("seen_us", BigInteger, nullable=False),
+)
