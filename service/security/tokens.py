@@ -124,7 +124,7 @@ class TokenService:
         except TokenRejected:
             raise
         except JoseError as exc:
-            raise TokenRejected(_reason(exc)) from None
+            raise TokenRejected(jose_reason(exc)) from None
         except (ValueError, TypeError, KeyError):
             raise TokenRejected("malformed") from None
         scope = claims.get("scope")
@@ -163,7 +163,8 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
-def _reason(exc: JoseError) -> str:
+def jose_reason(exc: JoseError) -> str:
+    """A stable reason code for a joserfc failure."""
     if isinstance(exc, ExpiredTokenError):
         return "expired"
     if isinstance(exc, BadSignatureError):
