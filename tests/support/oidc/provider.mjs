@@ -1,7 +1,8 @@
 // A real OpenID provider (panva's OpenID-certified oidc-provider) for the external-issuer
 // tests: HTTPS on loopback, client_credentials with resource indicators, RFC 9068 JWT
 // access tokens. Configuration comes from one JSON file named on the command line:
-// {port, issuer, cert, key, jwks: {keys: [...]}, audience, scope, clients: [...], roles: {}}
+// {port, issuer, cert, key, jwks: {keys: [...]}, resources: {"urn:x": "audience"}, scope,
+//  clients: [...], roles: {"client id": ["role", ...]}}
 import fs from 'node:fs';
 import https from 'node:https';
 import Provider from 'oidc-provider';
@@ -16,11 +17,11 @@ const provider = new Provider(config.issuer, {
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: () => config.resource,
+      defaultResource: () => Object.keys(config.resources)[0],
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({
+      getResourceServerInfo: (ctx, resource) => ({
         scope: config.scope,
-        audience: config.audience,
+        audience: config.resources[resource],
         accessTokenTTL: 300,
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: config.alg || 'ES256' } },
