@@ -28,13 +28,16 @@ CLIENTS = {  # client id → (secret, roles)
 }
 
 
+NODE, NPM = shutil.which("node"), shutil.which("npm")
+
+
 def unavailable() -> str | None:
     """Why the provider cannot run here, or None once its packages are installed."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
+    if NODE is None or NPM is None:
         return "Node.js/npm are not installed (needed to run oidc-provider)"
     if not (HERE / "node_modules" / "oidc-provider").is_dir():
         done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
+            [NPM, "ci", "--no-audit", "--no-fund"],
             cwd=HERE,
             capture_output=True,
             text=True,
@@ -96,7 +99,7 @@ class Provider:
         path.chmod(0o600)
         log = (self.folder / "provider.log").open("ab")
         self.process = subprocess.Popen(
-            ["node", str(HERE / "provider.mjs"), str(path)], cwd=HERE, stdout=log, stderr=log
+            [str(NODE), str(HERE / "provider.mjs"), str(path)], cwd=HERE, stdout=log, stderr=log
         )
         deadline = time.monotonic() + 30
         while True:
