@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     key_activation_seconds: int = Field(default=600, ge=0, le=7 * 86400)
     drain_seconds: float = Field(default=5.0, ge=0, le=300)
     migrate_on_start: bool = True  # off: a migration job upgrades; replicas only check
+    trusted_issuers: Path | None = None  # JSON file of external token issuers
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     certfile: Path = Path("certs/server.pem")
     # OWASP Password Storage cheat sheet minimum for Argon2id: m=19 MiB, t=2, p=1.
@@ -167,6 +168,15 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/-]*)?", value):
             raise ValueError("issuer must be an http(s) URL without query or fragment")
         return value.rstrip("/")
+
+    @field_validator("trusted_issuers")
+    @classmethod
+    def _check_issuers(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from .security.issuers import load_issuers
+
+            load_issuers(value)  # start-up I/O: a bad file stops the service here
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

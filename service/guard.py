@@ -67,8 +67,8 @@ async def before_request() -> None:
         # Deny by default: a route nobody gave an access decision is never served.
         log.error("route.no_auth_decision", endpoint=request.endpoint)
         raise Forbidden("This route has no access policy.")
-    principal, failure = authenticate(
-        request.headers.get("Authorization"), svc.tokens, svc.denylist
+    principal, failure = await authenticate(
+        request.headers.get("Authorization"), svc.tokens, svc.denylist, svc.external
     )
     g.principal, g.auth_failure = principal, failure
     if principal is not None and info is not None:

@@ -90,6 +90,13 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.issuer_keys_up = Gauge(
+            "portcullis_issuer_keys_up",
+            "1 while an external issuer's keys are fetched (cached keys keep working).",
+            ["issuer"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
         self.key_set_mismatch = Gauge(
             "portcullis_key_set_mismatch",
             "1 while other live processes verify with a different signing key set.",

@@ -30,6 +30,7 @@ from .redisclient import close as close_redis
 from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
+from .security.issuers import ExternalIssuers, load_issuers
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
 from .security.passwords import PasswordService
@@ -76,6 +77,11 @@ class Services:
         if settings.redis_dsn:
             self.redis = make_client(settings.redis_dsn)
         self.key_consensus = KeyConsensus(self.db, self.keys, self.metrics)
+        self.external = (
+            ExternalIssuers(load_issuers(settings.trusted_issuers), self.metrics)
+            if settings.trusted_issuers is not None
+            else None
+        )
         self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
         self.denylist = Denylist()
         self.blocks = BlockList()
@@ -101,6 +107,8 @@ class Services:
         if self.redis is not None:
             with contextlib.suppress(Exception):  # down: the limiter copes, and retries
                 await warm_up(self.redis)
+        if self.external is not None:
+            self.external.start()
         self._tasks = [
             asyncio.create_task(self._signal_loop(), name="portcullis-signals"),
             asyncio.create_task(self._upkeep_loop(), name="portcullis-upkeep"),
@@ -114,6 +122,8 @@ class Services:
         if self._tasks:  # bounded: a client library must not hold the shutdown up
             await asyncio.wait(self._tasks, timeout=2.0)
         self._tasks = []
+        if self.external is not None:
+            await self.external.stop()
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(close_redis(self.redis), timeout=2.0)

@@ -19,9 +19,9 @@ cli = run_cli
 def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
     first = cli(tmp_path, "migrate")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"applied": [1], "version": 1}
+    assert json.loads(first.stdout) == {"applied": [1, 2], "version": 2}
     again = cli(tmp_path, "migrate")
-    assert again.returncode == 0 and json.loads(again.stdout) == {"applied": [], "version": 1}
+    assert again.returncode == 0 and json.loads(again.stdout) == {"applied": [], "version": 2}
 
 
 def test_create_user_and_failures(tmp_path: Path) -> None:
@@ -86,7 +86,8 @@ def test_keys_rotate_keeps_the_previous_public_key(tmp_path: Path) -> None:
     kids = [k["kid"] for k in keys]
     assert kids[-1] == json.loads(second.stdout)["kid"] and json.loads(first.stdout)["kid"] in kids
     assert (tmp_path / "keys" / "jwks.json").stat().st_mode & 0o777 == 0o600
-    assert set(json.loads(second.stdout)) == {"kid", "alg", "file"}  # never the private key
+    # never the private key
+    assert set(json.loads(second.stdout)) == {"kid", "alg", "activates", "file"}
 
 
 def test_check_config_redacts_and_refuses(tmp_path: Path) -> None:

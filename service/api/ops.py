@@ -55,13 +55,18 @@ def make_blueprint(settings: Settings) -> Blueprint:
         svc = services()
         state = await svc.check_ready()
         checks = {"database": state.database, "redis": state.redis}
+        body: dict[str, object] = {"checks": checks}
+        issuers_ok = True
+        if svc.external is not None:  # cached keys keep working: degraded, not down
+            body["issuers"] = svc.external.states()
+            issuers_ok = all(v == "ok" for v in svc.external.states().values())
         if svc.draining:
             checks["server"] = "draining"
         if state.database != "ok" or svc.draining:
-            return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": "5"}
-        if state.redis == "unavailable":
-            return {"status": "degraded", "checks": checks}, 200, {}
-        return {"status": "ready", "checks": checks}, 200, {}
+            return {"status": "unavailable", **body}, 503, {"Retry-After": "5"}
+        if state.redis == "unavailable" or not issuers_ok:
+            return {"status": "degraded", **body}, 200, {}
+        return {"status": "ready", **body}, 200, {}
 
     @bp.get("/metrics")
     @rate_exempt

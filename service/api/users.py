@@ -8,7 +8,7 @@ from quart import Blueprint
 
 from ..domain import identity
 from ..errors import Unauthorized
-from ..models.users import ClientPublic
+from ..models.users import ClientPublic, ExternalPublic
 from ..security.authn import current_principal, require_token
 from ..services import services
 from ..store import users as user_store
@@ -22,6 +22,15 @@ def make_blueprint() -> Blueprint:
     async def me() -> dict[str, Any]:
         """The caller's profile; for a client token, the client."""
         principal = current_principal()
+        if principal.is_external:  # no local record: the verified token is the profile
+            return ExternalPublic(
+                issuer=str(principal.issuer),
+                id=principal.sub,
+                sub=str(principal.external_sub),
+                client_id=principal.client_id,
+                role=principal.role or "user",
+                scopes=sorted(principal.scopes),
+            ).model_dump()
         svc = services()
         async with svc.db.read() as conn:
             if principal.is_client:

@@ -64,6 +64,18 @@ class ClientCreated(Out):
     client_secret: str
 
 
+class ExternalPublic(Out):
+    """The profile of a subject of an external issuer: `id` is its principal key here
+    (from the issuer and its `sub`), never a local user's id; `sub` is the provider's."""
+
+    issuer: str
+    id: str
+    sub: str
+    client_id: str
+    role: Role
+    scopes: list[str]
+
+
 class TokenForm(BaseModel):
     """RFC 6749 token request (application/x-www-form-urlencoded); documents the form."""
 

@@ -15,16 +15,28 @@ from quart import g
 
 from ..errors import InsufficientScope, Unauthorized
 from .denylist import Denylist
-from .tokens import Principal, TokenRejected, TokenService
+from .issuers import ExternalIssuers, IssuerKeys, Rejected, verify_external
+from .tokens import (
+    MAX_TOKEN_BYTES,
+    Principal,
+    TokenRejected,
+    TokenService,
+    token_header,
+    unverified_issuer,
+)
 
 AUTH_ATTRIBUTE = "_portcullis_auth"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def authenticate(
-    header: str | None, tokens: TokenService, denylist: Denylist
+async def authenticate(
+    header: str | None,
+    tokens: TokenService,
+    denylist: Denylist,
+    external: ExternalIssuers | None = None,
 ) -> tuple[Principal | None, str | None]:
-    """(principal, None), (None, reason) for a bad token, or (None, None) for none."""
+    """(principal, None), (None, reason) for a bad token, or (None, None) for none.
+    No I/O, except one bounded key refresh for an external token with an unknown `kid`."""
     if not header:
         return None, None
     scheme, _, credentials = header.strip().partition(" ")
@@ -34,12 +46,37 @@ def authenticate(
     if not credentials:
         return None, "malformed"
     try:
-        principal = tokens.verify(credentials)
+        issuer = external.get(unverified_issuer(credentials)) if external else None
+        if issuer is not None:
+            principal = await external_principal(issuer, credentials)
+        else:
+            principal = tokens.verify(credentials)
     except TokenRejected as exc:
         return None, exc.reason
     if denylist.is_revoked(principal):
         return None, "revoked"
     return principal, None
+
+
+async def external_principal(issuer: IssuerKeys, token: str) -> Principal:
+    """Verify a token of a configured external issuer; raise TokenRejected."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenRejected("oversized")
+    try:
+        claims = await verify_external(issuer, token, token_header(token))
+    except Rejected as exc:
+        raise TokenRejected(exc.reason) from None
+    return Principal(
+        sub=claims.subject,
+        client_id=claims.client_id,
+        scopes=claims.scopes,
+        jti=claims.jti,
+        exp=claims.exp,
+        sid=None,
+        issuer=claims.issuer,
+        role=claims.role,
+        external_sub=claims.sub,
+    )
 
 
 def current_principal() -> Principal:

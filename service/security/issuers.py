@@ -33,6 +33,8 @@ from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..logging import get_logger
+from ..metrics import Metrics
+from ..models.users import ROLE_SCOPES
 
 log = get_logger("portcullis.issuers")
 
@@ -204,8 +206,11 @@ class KeyCache:
 class IssuerKeys:
     """The key set of one issuer, fetched in the background and on unknown `kid`s."""
 
-    def __init__(self, config: IssuerConfig, fetcher: Fetcher | None = None) -> None:
+    def __init__(
+        self, config: IssuerConfig, fetcher: Fetcher | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.config = config
+        self.metrics = metrics
         self.fetcher = fetcher or Fetcher(config.ca_file)
         self.cache: KeyCache | None = None
         self.state = "pending"  # pending → ok | unavailable
@@ -254,6 +259,8 @@ class IssuerKeys:
             return True
 
     def _set_state(self, state: str, reason: str = "") -> None:
+        if self.metrics is not None:
+            self.metrics.issuer_keys_up.labels(self.config.issuer).set(1 if state == "ok" else 0)
         if state == self.state:
             return
         if state == "unavailable":
@@ -346,9 +353,7 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-async def verify_external(
-    keys: IssuerKeys, token: str, header: dict[str, Any], known_scopes: frozenset[str]
-) -> ExternalClaims:
+async def verify_external(keys: IssuerKeys, token: str, header: dict[str, Any]) -> ExternalClaims:
     """Verify a token whose unverified `iss` named this issuer; raise Rejected."""
     config = keys.config
     if any(name in header for name in _FOREIGN_KEY_HEADERS):
@@ -394,8 +399,9 @@ async def verify_external(
         raise Rejected("invalid_claim")
     roles = _strings(_claim(claims, config.roles_claim)) if config.roles_claim else []
     role = "admin" if set(roles) & set(config.admin_roles) else "user"
-    granted = {"notes:read", "notes:write"} | ({"admin"} if role == "admin" else set())
-    scopes = frozenset(_strings(claims.get(config.scope_claim))) & known_scopes & granted
+    # The token's scopes, never beyond what the role may hold; the mapped admin role is
+    # what admin routes need (providers rarely put our `admin` scope in their tokens).
+    scopes = frozenset(_strings(claims.get(config.scope_claim))) & ROLE_SCOPES[role]
     if role == "admin":
         scopes |= {"admin"}
     client_id = claims.get("client_id") or claims.get("azp") or claims["sub"]
@@ -415,8 +421,8 @@ async def verify_external(
 class ExternalIssuers:
     """Every configured issuer's keys, with their background refresh tasks."""
 
-    def __init__(self, configs: tuple[IssuerConfig, ...]) -> None:
-        self.by_issuer = {c.issuer: IssuerKeys(c) for c in configs}
+    def __init__(self, configs: tuple[IssuerConfig, ...], metrics: Metrics | None = None) -> None:
+        self.by_issuer = {c.issuer: IssuerKeys(c, metrics=metrics) for c in configs}
         self._tasks: list[asyncio.Task[None]] = []
 
     def get(self, issuer: Any) -> IssuerKeys | None:

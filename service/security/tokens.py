@@ -50,10 +50,17 @@ class Principal:
     jti: str
     exp: int
     sid: str | None
+    issuer: str | None = None  # set for a token of an external issuer (`sub` is its key)
+    role: str | None = None  # an external subject's mapped role
+    external_sub: str | None = None  # and its `sub` at that issuer
+
+    @property
+    def is_external(self) -> bool:
+        return self.issuer is not None
 
     @property
     def is_client(self) -> bool:
-        return self.sid is None
+        return self.sid is None and self.issuer is None
 
 
 class _Validator(JWTBearerTokenValidator):  # type: ignore[misc]
@@ -117,7 +124,7 @@ class TokenService:
             raise TokenRejected("oversized")
         if not _JWS_COMPACT.fullmatch(token):
             raise TokenRejected("malformed")
-        self._check_header(_header(token))
+        self._check_header(token_header(token))
         try:
             claims = self._validator.authenticate_token(token)
             claims.validate(now=int(time.time()), leeway=LEEWAY_SECONDS)
@@ -151,7 +158,20 @@ class TokenService:
             raise TokenRejected("unknown_key")
 
 
-def _header(token: str) -> dict[str, Any]:
+def unverified_issuer(token: str) -> Any:
+    """The `iss` a compact JWS claims, unverified: it only chooses whose keys to try."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > MAX_TOKEN_BYTES:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return payload.get("iss") if isinstance(payload, dict) else None
+
+
+def token_header(token: str) -> dict[str, Any]:
     segment = token.split(".", 1)[0]
     try:
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

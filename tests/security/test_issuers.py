@@ -24,8 +24,6 @@ from service.security.issuers import (
 )
 from tests.support.jwks_server import JsonServer, json_server
 
-SCOPES = frozenset({"notes:read", "notes:write", "admin"})
-
 
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonServer]:
@@ -102,7 +100,7 @@ def realm(idp: JsonServer, request: pytest.FixtureRequest) -> tuple[IssuerKeys, 
 
 
 async def check(keys: IssuerKeys, token: str) -> issuers.ExternalClaims:
-    return await verify_external(keys, token, header_of(token), SCOPES)
+    return await verify_external(keys, token, header_of(token))
 
 
 async def rejected(keys: IssuerKeys, token: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,6 +72,9 @@ class Provider:
     def ca(self) -> Path:
         return self.certs["ca"]
 
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
     def start(self) -> None:
         config = {
             "port": self.port,
@@ -97,14 +101,17 @@ class Provider:
         path = self.folder / "provider.json"
         path.write_text(json.dumps(config))
         path.chmod(0o600)
-        log = (self.folder / "provider.log").open("ab")
-        self.process = subprocess.Popen(
-            [str(NODE), str(HERE / "provider.mjs"), str(path)], cwd=HERE, stdout=log, stderr=log
-        )
+        with (self.folder / "provider.log").open("ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                [str(NODE), str(HERE / "provider.mjs"), str(path)],
+                cwd=HERE,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"{self.issuer}/jwks", verify=str(self.ca), timeout=1).raise_for_status()
+                httpx.get(f"{self.issuer}/jwks", verify=self.tls(), timeout=1).raise_for_status()
                 return
             except httpx.HTTPError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
@@ -137,7 +144,7 @@ class Provider:
             f"{self.issuer}/token",
             data={"grant_type": "client_credentials", "scope": scope, "resource": resource},
             auth=(client_id, secret),
-            verify=str(self.ca),
+            verify=self.tls(),
             timeout=10,
         )
         response.raise_for_status()
