@@ -246,3 +246,38 @@ def test_http2_early_401_to_an_unfinished_body_resets_only_that_stream(server: S
         other = client.request("GET", "/healthz")
         client.pump_until(lambda: other in client.ended)
         assert not client.terminated and client.status.get(other) == 200
+
+
+def test_http2_stream_reset_while_running_stops_its_handler(server: Server) -> None:
+    """A stream the client resets after its request started is cancelled: logged as 499,
+    its work (registering the user) never done."""
+    body = json.dumps({"username": "resetter", "password": "Tr0ub4dor&3-horse"}).encode()
+    with _tls(server, "h2") as sock:
+        client = H2Client(sock)
+        stream_id = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(
+            stream_id,
+            [
+                (":method", "POST"),
+                (":path", "/v1/auth/register"),
+                (":scheme", "https"),
+                (":authority", "localhost"),
+                ("content-type", "application/json"),
+                ("x-request-id", "reset-while-running"),
+            ],
+        )
+        client.conn.send_data(stream_id, body[:10])  # the handler is waiting for the rest
+        client.flush()
+        time.sleep(0.5)
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+        time.sleep(0.5)
+        retry = client.request("POST", "/v1/auth/register", body=body)
+        client.conn.send_data(retry, body, end_stream=True)
+        client.flush()
+        client.pump_until(lambda: retry in client.ended)
+        assert client.status.get(retry) == 201  # the reset request registered nothing
+    time.sleep(0.3)
+    records = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+    statuses = [r["status"] for r in records if r.get("request_id") == "reset-while-running"]
+    assert statuses == [499]
