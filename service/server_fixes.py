@@ -33,6 +33,8 @@ from typing import Any
 
 import h2.errors
 import h2.events
+import h2.exceptions
+import h2.settings
 import h11
 from hypercorn.config import Config
 from hypercorn.events import Closed, Updated
@@ -96,7 +98,7 @@ async def _h2_go_away(self: H2Protocol, counts: _Counts, code: h2.errors.ErrorCo
 
 
 async def _h2_handle_events(self: H2Protocol, events: list[h2.events.Event]) -> None:
-    # Hypercorn 0.18's H2Protocol._handle_events, with the changes marked "Portcullis".
+    # Hypercorn 0.17.3/0.18.0's H2Protocol._handle_events, with the changes marked "Portcullis".
     counts = _counts(self)
     # Portcullis: streams the client opened and reset within this read are never started.
     reset_here = {e.stream_id for e in events if isinstance(e, h2.events.StreamReset)}
@@ -154,7 +156,7 @@ async def _h2_handle_events(self: H2Protocol, events: list[h2.events.Event]) -> 
 
 
 async def _h2_send_data(self: H2Protocol, stream_id: int) -> None:
-    # Hypercorn 0.18's H2Protocol._send_data, with the change marked "Portcullis".
+    # Hypercorn 0.17.3/0.18.0's H2Protocol._send_data, with the change marked "Portcullis".
     try:
         chunk_size = min(
             self.connection.local_flow_control_window(stream_id),
