@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .cli_support import load_settings_or_exit
 from .metrics import prepare_multiprocess_dir  # before anything imports prometheus_client
+from .server_fixes import install as install_server_fixes
+
+install_server_fixes()  # before Hypercorn builds its TLS context and serves
 
 settings = load_settings_or_exit()
 prepare_multiprocess_dir(settings.data_dir)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 import httpx
 import pytest
@@ -121,6 +123,57 @@ async def test_body_limit_by_content_length_and_chunked(settings_factory, backen
         )
         assert_problem(r, 413)
         assert (await c.get("/v1/notes", headers=token)).json()["items"] == []
+
+
+async def test_content_length_with_transfer_encoding_is_refused(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    r = await client.post(
+        "/v1/notes",
+        content=b'{"title": "smuggled"}',
+        headers=auth | {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+    )
+    assert "content-length" in r.request.headers
+    assert_problem(r, 400)
+    assert r.headers["connection"] == "close"  # RFC 9112 §6.1: close after answering
+    assert (await client.get("/v1/notes", headers=auth)).json()["items"] == []
+
+
+async def test_early_answer_waits_for_the_rest_of_a_bounded_body() -> None:
+    """An answer started while the body is still arriving is held until the app (Quart
+    reads the body in a task of its own) has it all, so the connection stays usable."""
+    from service.middleware import BodyLimitMiddleware
+
+    log: list[tuple[str, object]] = []
+    incoming: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    async def receive() -> dict[str, object]:
+        message = await incoming.get()
+        log.append(("received", message["more_body"]))
+        return message
+
+    async def send(message: MutableMapping[str, object]) -> None:
+        log.append(("sent", message["type"]))
+
+    async def app(scope: object, receive: Any, send: Any) -> None:
+        async def read_body() -> None:
+            while (await receive())["more_body"]:
+                pass
+
+        reader = asyncio.create_task(read_body())
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        reader.cancel()
+
+    scope = {"type": "http", "http_version": "1.1", "headers": [(b"content-length", b"20")]}
+    await incoming.put({"type": "http.request", "body": b"x" * 10, "more_body": True})
+    answering = asyncio.create_task(BodyLimitMiddleware(app, 1000)(scope, receive, send))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert ("sent", "http.response.start") not in log  # held: the body is not all in
+    await incoming.put({"type": "http.request", "body": b"x" * 10, "more_body": False})
+    await answering
+    assert log.index(("received", False)) < log.index(("sent", "http.response.start"))
 
 
 async def test_unexpected_exception_is_generic_500(app: Quart, client: httpx.AsyncClient) -> None:

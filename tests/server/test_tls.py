@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +61,51 @@ def test_tls12_without_ecdhe_aead_is_refused(server: Server, ciphers: str) -> No
     ctx.set_ciphers(ciphers)
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         handshake(server, ctx).close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize(
+    ("version", "groups", "chosen"),
+    [
+        ("-tls1_3", "X25519", "X25519"),
+        ("-tls1_3", "P-256", "prime256v1"),
+        ("-tls1_3", "P-384", "secp384r1"),
+        ("-tls1_3", "X448", None),
+        ("-tls1_3", "P-521", None),
+        # TLS 1.2: the groups also bound the certificate's curve (P-256), so offer it last
+        ("-tls1_2", "X448:P-256", "prime256v1"),
+        ("-tls1_2", "P-521:P-256", "prime256v1"),
+    ],
+)
+def test_tls_key_exchange_groups_are_mozilla_intermediate(
+    server: Server, version: str, groups: str, chosen: str | None
+) -> None:
+    result = subprocess.run(
+        [  # noqa: S607
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{server.port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(server.ca),
+            version,
+            "-groups",
+            groups,
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    output = result.stdout.decode(errors="replace")
+    if chosen is None:  # no group in common: no handshake
+        assert result.returncode != 0 and "Server Temp Key" not in output, output[-500:]
+    else:
+        assert result.returncode == 0, result.stderr[-500:]
+        temp_key = next(line for line in output.splitlines() if "Server Temp Key" in line)
+        assert chosen in temp_key
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
@@ -216,6 +263,9 @@ def _server_ended(tls: ssl.SSLSocket, conn: Any, seconds: float) -> bool:
 
 
 def test_http2_rapid_reset_flood_ends_the_connection(server: Server) -> None:
+    """Streams opened and reset at once never reach the app, and the connection ends once
+    the client has reset far more streams than it completed (service.server_fixes: over
+    100 resets and over 2x the completed streams), well before the 1000-stream GOAWAY."""
     import h2.config
     import h2.connection
 
@@ -230,13 +280,16 @@ def test_http2_rapid_reset_flood_ends_the_connection(server: Server) -> None:
             (":path", "/healthz"),
             (":scheme", "https"),
             (":authority", "localhost"),
+            ("x-request-id", "rapid-reset-flood"),
         ]
         ended = False
-        for _batch in range(40):  # up to 2000 streams, each reset at once
+        sent = 0
+        for _batch in range(12):  # up to 600 streams, each reset at once
             for _ in range(50):
                 stream_id = conn.get_next_available_stream_id()
                 conn.send_headers(stream_id, headers, end_stream=True)
                 conn.reset_stream(stream_id)
+                sent += 1
             try:
                 tls.sendall(conn.data_to_send())
             except (ssl.SSLError, OSError):
@@ -246,4 +299,8 @@ def test_http2_rapid_reset_flood_ends_the_connection(server: Server) -> None:
                 break
         # well before the 5 s idle timeout could explain a close
         ended = ended or _server_ended(tls, conn, 2.0)
-        assert ended, "the server kept accepting reset streams"
+        assert ended, f"the server kept accepting reset streams ({sent} sent)"
+    time.sleep(0.5)
+    records = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+    ran = [r for r in records if r.get("request_id") == "rapid-reset-flood"]
+    assert len(ran) <= 5, f"{len(ran)} reset streams were served"
