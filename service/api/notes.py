@@ -12,13 +12,13 @@ from quart_schema import validate_response
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from ..models.common import Page, decode_cursor, encode_cursor, iso
+from ..models.common import Page, encode_cursor, iso
 from ..models.notes import NoteCreate, NotePublic, NoteQuery, NoteUpdate
 from ..security.authn import current_principal, require_scope
 from ..services import Services, services
 from ..store import idempotency
 from ..store import notes as note_store
-from .body import json_body, query
+from .body import cursor_after, json_body, query
 from .responses import no_content
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -132,14 +132,7 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[NotePublic])
     async def list_notes(query_args: NoteQuery) -> Page[NotePublic]:
         """The caller's notes, newest first, `limit` per page, optional `tag` filter."""
-        after = None
-        if query_args.cursor is not None:
-            try:
-                after = decode_cursor(query_args.cursor, (int, str))
-            except ValueError:
-                raise ValidationFailed(
-                    errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]
-                ) from None
+        after = cursor_after(query_args.cursor, (int, str))
         async with services().db.read() as conn:
             rows = await note_store.list_notes(
                 conn,
