@@ -22,7 +22,11 @@ from .body import cursor_after, json_body, query
 from .responses import no_content
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_ETAG = re.compile(r'(?:W/)?"(\d{1,9})"')
+# RFC 9110 §8.8.3 entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; lists may hold empty members.
+_ENTITY_TAG = re.compile(r'(W/)?("[\x21\x23-\x7e\x80-\xff]*")')
+_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_ETAG_LIST_SYNTAX = re.compile(rf"[ \t,]*{_TAG}(?:[ \t]*,[ \t,]*{_TAG})*[ \t,]*")
+_ANY = frozenset({"*"})
 _ETAG_LIST = re.compile(r'"\d{1,9}"')
 MAX_PATCH_RETRIES = 10
 
@@ -51,15 +55,26 @@ def _note_id(raw: str) -> str:
         raise NotFound() from None
 
 
-def _if_match() -> int | str | None:
-    """The version If-Match asks for; None without the header; "*" for any."""
-    header = request.headers.get("If-Match")
-    if header is None:
+def _if_match() -> frozenset[str] | None:
+    """`If-Match` per RFC 9110 §13.1.1: None without the header, {"*"} for "any current
+    note", else the strong entity tags it lists (every field line, every list member).
+    Weak tags never match (strong comparison); a value that is not a list of entity
+    tags matches nothing, so the condition is false (412)."""
+    lines = request.headers.getlist("If-Match")
+    if not lines:
         return None
-    if header.strip() == "*":
-        return "*"
-    match = _ETAG.search(header)
-    return int(match.group(1)) if match else -1
+    value = ", ".join(lines)
+    if value.strip(" \t") == "*":
+        return _ANY
+    if not _ETAG_LIST_SYNTAX.fullmatch(value):
+        return frozenset()
+    return frozenset(tag for weak, tag in _ENTITY_TAG.findall(value) if not weak)
+
+
+def _check_if_match(wanted: frozenset[str] | None, version: int) -> None:
+    """412 unless the note's current ETag satisfies `If-Match` (when one was sent)."""
+    if wanted is not None and wanted is not _ANY and etag(version) not in wanted:
+        raise PreconditionFailed()
 
 
 Created = tuple[NotePublic, int, dict[str, str]]
@@ -175,8 +190,7 @@ def make_blueprint() -> Blueprint:
                 current = await note_store.get_note(conn, note_id=ident, owner_id=owner)
                 if current is None:
                     raise NotFound()
-                if isinstance(wanted, int) and wanted != current["version"]:
-                    raise PreconditionFailed()
+                _check_if_match(wanted, current["version"])
                 note = await note_store.update_note(
                     conn,
                     note_id=ident,
@@ -186,8 +200,7 @@ def make_blueprint() -> Blueprint:
                 )
                 if note is not None:
                     return note_public(note), 200, {"ETag": etag(note["version"])}
-                if isinstance(wanted, int):
-                    raise PreconditionFailed()
+                # Another update won the race: read again and re-evaluate If-Match.
         raise PreconditionFailed("The note is changing too fast; retry.")
 
     @bp.delete("/<note_id>")
@@ -199,13 +212,12 @@ def make_blueprint() -> Blueprint:
             current = await note_store.get_note(conn, note_id=ident, owner_id=owner)
             if current is None:
                 raise NotFound()
-            if isinstance(wanted, int) and wanted != current["version"]:
-                raise PreconditionFailed()
+            _check_if_match(wanted, current["version"])
             deleted = await note_store.delete_note(
                 conn,
                 note_id=ident,
                 owner_id=owner,
-                expected_version=wanted if isinstance(wanted, int) else None,
+                expected_version=None if wanted is None or wanted is _ANY else current["version"],
             )
         if not deleted:
             raise PreconditionFailed()
