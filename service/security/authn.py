@@ -1,8 +1,9 @@
 """Bearer authentication and per-route authorization decisions (deny by default).
 
 `authenticate` turns the `Authorization` header into a Principal or a failure reason
-without any I/O; `ambiguous_credentials` spots a request carrying more than one. Every route declares its decision with `public`, `require_token` or
-`require_scope`; the policy test fails for a route without one.
+without any I/O; `ambiguous_credentials` spots a request carrying more than one. Every
+route declares its decision with `public`, `require_token` or `require_scope`; the
+policy test fails for a route without one.
 """
 
 from __future__ import annotations
