@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_fast_responses(app)
-    svc = Services(settings, metrics or Metrics())
+    dependencies = ("database", "redis") if settings.redis_dsn else ("database",)
+    svc = Services(settings, metrics or Metrics(dependencies))
     app.extensions[EXTENSION] = svc
 
     register_error_handlers(app)
