@@ -76,6 +76,9 @@ async def test_token_endpoint_refuses_two_client_credentials(
         assert "access_token" not in r.text
     r = await client.post("/v1/auth/token", data=form, headers={"Authorization": f"Basic {good}"})
     assert r.status_code == 200 and r.json()["access_token"]
+    two = [("Authorization", f"Basic {good}"), ("Authorization", f"Basic {bad}")]
+    r = await client.post("/v1/auth/revoke", data={"token": r.json()["access_token"]}, headers=two)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
 
 
 async def test_public_routes_refuse_ambiguous_credentials_too(
