@@ -15,6 +15,7 @@ from . import guard
 from .api import admin, auth, notes, ops, users
 from .api.responses import install_fast_responses
 from .config import Settings
+from .datadir import secure_data_dir
 from .errors import ServiceUnavailable, problem_response, register_error_handlers
 from .logging import configure_logging, get_logger
 from .metrics import Metrics
@@ -36,6 +37,7 @@ log = get_logger("portcullis.app")
 def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None) -> Quart:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    secure_data_dir(settings)
     app = Quart("service", static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -57,7 +59,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_fast_responses(app)
-    svc = Services(settings, metrics or Metrics())
+    dependencies = ("database", "redis") if settings.redis_dsn else ("database",)
+    svc = Services(settings, metrics or Metrics(dependencies))
     app.extensions[EXTENSION] = svc
 
     register_error_handlers(app)

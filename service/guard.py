@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from quart import Quart, Response, current_app, g, request
 from quart_rate_limiter import (
     QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE,
@@ -11,19 +13,22 @@ from quart_rate_limiter import (
 
 from .context import request_info
 from .errors import (
+    BadRequest,
     ClientBlocked,
     Forbidden,
     InsufficientScope,
+    OAuthError,
     TooManyRequests,
     Unauthorized,
     problem_response,
 )
 from .logging import get_logger, security_event
-from .security.authn import AUTH_ATTRIBUTE, authenticate
+from .security.authn import AUTH_ATTRIBUTE, ambiguous_credentials, authenticate
 from .security.ratelimit import Check, Decision, NamedLimit
 from .services import services
 
 _COUNTED = frozenset({401, 403, 404})
+_OAUTH_ENDPOINTS = frozenset({"v1.auth.token", "v1.auth.revoke"})  # RFC 6749 error shape
 log = get_logger("portcullis.guard")
 
 
@@ -67,8 +72,11 @@ async def before_request() -> None:
         # Deny by default: a route nobody gave an access decision is never served.
         log.error("route.no_auth_decision", endpoint=request.endpoint)
         raise Forbidden("This route has no access policy.")
+    fields = request.headers.getlist("Authorization")
+    if ambiguous_credentials(fields):
+        _refuse_ambiguous_credentials()
     principal, failure = await authenticate(
-        request.headers.get("Authorization"), svc.tokens, svc.denylist, svc.external
+        fields[0] if fields else None, svc.tokens, svc.denylist, svc.external
     )
     g.principal, g.auth_failure = principal, failure
     if principal is not None and info is not None:
@@ -95,6 +103,17 @@ async def before_request() -> None:
         svc.metrics.ratelimit_rejections.labels(policy.split("-")[0]).inc()
         security_event("ratelimit.exceeded", reason=policy, retry_after=decision.retry_after)
         raise TooManyRequests(decision.retry_after, policy=policy)
+
+
+def _refuse_ambiguous_credentials() -> NoReturn:
+    """400 invalid_request on every route (RFC 6750 §3.1; RFC 6749 §5.2 on the OAuth
+    endpoints, in their shape): no route ever picks one credential out of several."""
+    detail = "Send exactly one credential in exactly one Authorization header."
+    if request.endpoint in _OAUTH_ENDPOINTS:
+        raise OAuthError("invalid_request", detail)
+    raise BadRequest(
+        detail, headers={"WWW-Authenticate": 'Bearer realm="portcullis", error="invalid_request"'}
+    )
 
 
 def ratelimit_headers(decision: Decision) -> dict[str, str]:

@@ -21,6 +21,23 @@ from .workers import group_folder
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The fixed label values (docs/operations.md): each series exists from start-up at 0, so
+# an alert rule sees 0 rather than "absent" before the first event.
+AUTH_FAILURE_REASONS = (
+    "malformed",
+    "oversized",
+    "bad_algorithm",
+    "bad_type",
+    "unknown_key",
+    "bad_signature",
+    "expired",
+    "invalid_claim",
+    "revoked",
+    "inactive_principal",
+    "invalid",
+)
+LOGIN_OUTCOMES = ("success", "failure")
+RATELIMIT_POLICIES = ("default", "token", "register", "login")
 
 
 def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
@@ -33,9 +50,13 @@ def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
 
 
 class Metrics:
-    """The service's metrics; one instance per app (its own registry in tests)."""
+    """The service's metrics; one instance per app (its own registry in tests).
 
-    def __init__(self) -> None:
+    `dependencies` are the ones this process checks: each shows 0 ("not known to be
+    up") until its first readiness check answers.
+    """
+
+    def __init__(self, dependencies: tuple[str, ...] = ("database",)) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.multiprocess = bool(os.environ.get(ENV))
@@ -103,6 +124,17 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+
+        # In multiprocess mode a child's first use writes its 0 to this process's file,
+        # so the aggregated scrape shows every series (zeros add nothing to the sums).
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        for outcome in LOGIN_OUTCOMES:
+            self.logins.labels(outcome)
+        for policy in RATELIMIT_POLICIES:
+            self.ratelimit_rejections.labels(policy)
+        for dependency in dependencies:
+            self.dependency_up.labels(dependency).set(0)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

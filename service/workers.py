@@ -1,6 +1,6 @@
 """The process group of one server: Hypercorn spawns each worker as a child of one
 master, so workers share folders named after the master's pid (`<data_dir>/run/<pid>/`,
-`<data_dir>/metrics/<pid>/`); folders of masters that are gone are removed."""
+`<data_dir>/metrics/<pid>/`, all 0700); folders of masters that are gone are removed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import multiprocessing
 import os
 import shutil
 from pathlib import Path
+
+from .files import make_private_dirs
 
 
 def process_alive(pid: int) -> bool:
@@ -25,13 +27,13 @@ def group_folder(base: Path) -> Path:
     """`base/<master pid>/`, created; siblings of dead masters are deleted."""
     parent = multiprocessing.parent_process()
     group = parent.pid if parent is not None and parent.pid is not None else os.getpid()
-    base.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(base)
     for old in base.iterdir():
         if old.is_dir() and old.name.isdigit() and int(old.name) != group:
             if not process_alive(int(old.name)):
                 shutil.rmtree(old, ignore_errors=True)
     folder = base / str(group)
-    folder.mkdir(exist_ok=True)
+    make_private_dirs(folder)
     return folder
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 
 from service import create_app
+from service.metrics import AUTH_FAILURE_REASONS, RATELIMIT_POLICIES
 from service.store import signals
 from tests.conftest import (
     PASSWORD,
@@ -108,6 +111,53 @@ async def test_metrics_after_a_known_sequence(app: Quart, client: httpx.AsyncCli
                 name,
                 label,
             )
+
+
+def documented_codes(heading: str) -> set[str]:
+    """The backticked codes of one paragraph of docs/operations.md (not in brackets)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    paragraph = text.split(heading, 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", re.sub(r"\([^)]*\)", "", paragraph)))
+
+
+def test_fixed_label_values_are_the_documented_ones() -> None:
+    assert set(AUTH_FAILURE_REASONS) == documented_codes("Auth failure reasons")
+    policies = {"default", "token", "register", "login"}  # the contract's metrics table
+    assert set(RATELIMIT_POLICIES) == policies
+
+
+@pytest.mark.parametrize("with_redis", [False, pytest.param(True, marks=needs_redis)])
+async def test_every_fixed_label_value_is_scraped_as_zero_from_the_start(
+    settings_factory: Any, with_redis: bool
+) -> None:
+    """Alert rules see 0, never "absent", before the first event; a dependency not yet
+    checked is not reported up."""
+    settings = settings_factory(redis_url=REDIS_URL) if with_redis else settings_factory()
+    app = create_app(settings)
+    async with app.test_app(), client_for(app, ip="127.0.0.1") as local:
+        text = (await local.get("/metrics")).text
+        unchecked = svc_of(app).readiness.checked == 0.0  # the upkeep loop had not run yet
+        await svc_of(app).check_ready()  # the first readiness check reports the truth
+        checked = (await local.get("/metrics")).text
+    found = samples(text)
+    expected = [
+        *(("portcullis_auth_failures_total", "reason", r) for r in AUTH_FAILURE_REASONS),
+        *(("portcullis_logins_total", "outcome", o) for o in ("success", "failure")),
+        *(("portcullis_ratelimit_rejections_total", "policy", p) for p in RATELIMIT_POLICIES),
+        ("portcullis_dependency_up", "dependency", "database"),
+    ]
+    if with_redis:
+        expected.append(("portcullis_dependency_up", "dependency", "redis"))
+    for name, label, val in expected:
+        assert (name, ((label, val),)) in found, (name, val)
+        if name != "portcullis_dependency_up" or unchecked:
+            assert found[(name, ((label, val),))] == 0.0, (name, val)
+    assert found.get(("portcullis_client_blocks_total", ())) == 0.0
+    redis_series = ("portcullis_dependency_up", (("dependency", "redis"),))
+    assert (redis_series in found) is with_redis  # no series for an unconfigured Redis
+    assert value(checked, "portcullis_dependency_up", dependency="database") == 1
+    if with_redis:
+        assert value(checked, "portcullis_dependency_up", dependency="redis") == 1
 
 
 async def test_metrics_only_for_allowed_networks(client: httpx.AsyncClient) -> None:

@@ -10,26 +10,15 @@ from quart_schema import validate_response
 from ..domain import identity
 from ..errors import NotFound, ValidationFailed
 from ..models.admin import AuditEvent, BlockOut
-from ..models.common import Page, PageQuery, decode_cursor, encode_cursor, iso
+from ..models.common import Page, PageQuery, encode_cursor, iso
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
 from ..services import now, services
 from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
-from .body import json_body, query
+from .body import cursor_after, json_body, query
 from .responses import no_content
-
-
-def _cursor(raw: str | None, kinds: tuple[type, ...]) -> tuple[object, ...] | None:
-    if raw is None:
-        return None
-    try:
-        return decode_cursor(raw, kinds)
-    except ValueError:
-        raise ValidationFailed(
-            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]
-        ) from None
 
 
 def make_blueprint() -> Blueprint:
@@ -41,12 +30,12 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[UserPublic])
     async def list_users(query_args: PageQuery) -> Page[UserPublic]:
         """All users, newest first."""
-        after = _cursor(query_args.cursor, (int, str))
+        after = cursor_after(query_args.cursor, (int, str))
         async with services().db.read() as conn:
             rows = await user_store.list_users(
                 conn,
                 limit=query_args.limit + 1,
-                after=(int(after[0]), str(after[1])) if after else None,  # type: ignore[call-overload]
+                after=(int(after[0]), str(after[1])) if after else None,
             )
         items, more = rows[: query_args.limit], len(rows) > query_args.limit
         cursor = encode_cursor(items[-1]["created_us"], items[-1]["id"]) if more else None
@@ -93,12 +82,12 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[AuditEvent])
     async def list_audit(query_args: PageQuery) -> Page[AuditEvent]:
         """Security audit events, newest first (read-only: nothing here can change one)."""
-        after = _cursor(query_args.cursor, (int,))
+        after = cursor_after(query_args.cursor, (int,))
         async with services().db.read() as conn:
             rows = await audit.list_events(
                 conn,
                 limit=query_args.limit + 1,
-                before_id=int(after[0]) if after else None,  # type: ignore[call-overload]
+                before_id=int(after[0]) if after else None,
             )
         items, more = rows[: query_args.limit], len(rows) > query_args.limit
         return Page[AuditEvent](
@@ -122,12 +111,12 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[BlockOut])
     async def list_blocks(query_args: PageQuery) -> Page[BlockOut]:
         """Client addresses blocked now."""
-        after = _cursor(query_args.cursor, (int, str))
+        after = cursor_after(query_args.cursor, (int, str))
         async with services().db.read() as conn:
             rows = await signal_store.list_blocks(
                 conn,
                 limit=query_args.limit + 1,
-                after=(int(after[0]), str(after[1])) if after else None,  # type: ignore[call-overload]
+                after=(int(after[0]), str(after[1])) if after else None,
             )
         items, more = rows[: query_args.limit], len(rows) > query_args.limit
         return Page[BlockOut](

@@ -12,17 +12,21 @@ from quart_schema import validate_response
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
-from ..models.common import Page, decode_cursor, encode_cursor, iso
+from ..models.common import Page, encode_cursor, iso
 from ..models.notes import NoteCreate, NotePublic, NoteQuery, NoteUpdate
 from ..security.authn import current_principal, require_scope
 from ..services import Services, services
 from ..store import idempotency
 from ..store import notes as note_store
-from .body import json_body, query
+from .body import cursor_after, json_body, query
 from .responses import no_content
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_ETAG = re.compile(r'(?:W/)?"(\d{1,9})"')
+# RFC 9110 §8.8.3 entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; lists may hold empty members.
+_ENTITY_TAG = re.compile(r'(W/)?("[\x21\x23-\x7e\x80-\xff]*")')
+_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
+_ETAG_LIST_SYNTAX = re.compile(rf"[ \t,]*{_TAG}(?:[ \t]*,[ \t,]*{_TAG})*[ \t,]*")
+_ANY = frozenset({"*"})
 _ETAG_LIST = re.compile(r'"\d{1,9}"')
 MAX_PATCH_RETRIES = 10
 
@@ -51,15 +55,26 @@ def _note_id(raw: str) -> str:
         raise NotFound() from None
 
 
-def _if_match() -> int | str | None:
-    """The version If-Match asks for; None without the header; "*" for any."""
-    header = request.headers.get("If-Match")
-    if header is None:
+def _if_match() -> frozenset[str] | None:
+    """`If-Match` per RFC 9110 §13.1.1: None without the header, {"*"} for "any current
+    note", else the strong entity tags it lists (every field line, every list member).
+    Weak tags never match (strong comparison); a value that is not a list of entity
+    tags matches nothing, so the condition is false (412)."""
+    lines = request.headers.getlist("If-Match")
+    if not lines:
         return None
-    if header.strip() == "*":
-        return "*"
-    match = _ETAG.search(header)
-    return int(match.group(1)) if match else -1
+    value = ", ".join(lines)
+    if value.strip(" \t") == "*":
+        return _ANY
+    if not _ETAG_LIST_SYNTAX.fullmatch(value):
+        return frozenset()
+    return frozenset(tag for weak, tag in _ENTITY_TAG.findall(value) if not weak)
+
+
+def _check_if_match(wanted: frozenset[str] | None, version: int) -> None:
+    """412 unless the note's current ETag satisfies `If-Match` (when one was sent)."""
+    if wanted is not None and wanted is not _ANY and etag(version) not in wanted:
+        raise PreconditionFailed()
 
 
 Created = tuple[NotePublic, int, dict[str, str]]
@@ -132,14 +147,7 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[NotePublic])
     async def list_notes(query_args: NoteQuery) -> Page[NotePublic]:
         """The caller's notes, newest first, `limit` per page, optional `tag` filter."""
-        after = None
-        if query_args.cursor is not None:
-            try:
-                after = decode_cursor(query_args.cursor, (int, str))
-            except ValueError:
-                raise ValidationFailed(
-                    errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]
-                ) from None
+        after = cursor_after(query_args.cursor, (int, str))
         async with services().db.read() as conn:
             rows = await note_store.list_notes(
                 conn,
@@ -182,8 +190,7 @@ def make_blueprint() -> Blueprint:
                 current = await note_store.get_note(conn, note_id=ident, owner_id=owner)
                 if current is None:
                     raise NotFound()
-                if isinstance(wanted, int) and wanted != current["version"]:
-                    raise PreconditionFailed()
+                _check_if_match(wanted, current["version"])
                 note = await note_store.update_note(
                     conn,
                     note_id=ident,
@@ -193,8 +200,7 @@ def make_blueprint() -> Blueprint:
                 )
                 if note is not None:
                     return note_public(note), 200, {"ETag": etag(note["version"])}
-                if isinstance(wanted, int):
-                    raise PreconditionFailed()
+                # Another update won the race: read again and re-evaluate If-Match.
         raise PreconditionFailed("The note is changing too fast; retry.")
 
     @bp.delete("/<note_id>")
@@ -206,13 +212,12 @@ def make_blueprint() -> Blueprint:
             current = await note_store.get_note(conn, note_id=ident, owner_id=owner)
             if current is None:
                 raise NotFound()
-            if isinstance(wanted, int) and wanted != current["version"]:
-                raise PreconditionFailed()
+            _check_if_match(wanted, current["version"])
             deleted = await note_store.delete_note(
                 conn,
                 note_id=ident,
                 owner_id=owner,
-                expected_version=wanted if isinstance(wanted, int) else None,
+                expected_version=None if wanted is None or wanted is _ANY else current["version"],
             )
         if not deleted:
             raise PreconditionFailed()

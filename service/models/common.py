@@ -70,35 +70,55 @@ def iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def encode_cursor(*parts: Any) -> str:
+CURSOR_INT_MAX = 2**63 - 1  # every integer a cursor carries is a BIGINT column value
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_CURSOR_TEXT = re.compile(r"[\x21-\x7e]{1,64}")  # ids and addresses: visible ASCII
+
+
+def encode_cursor(*parts: int | str) -> str:
     raw = json.dumps(list(parts), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _cursor_part(value: object, kind: type) -> bool:
+    if type(value) is not kind:  # bool is not int; floats, NaN, lists, objects refused
+        return False
+    if isinstance(value, int):
+        return 0 <= value <= CURSOR_INT_MAX
+    return isinstance(value, str) and _CURSOR_TEXT.fullmatch(value) is not None
+
+
 def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> tuple[Any, ...]:
-    """Decode an opaque cursor; ValueError on anything that is not ours."""
-    if len(cursor) > 200:
+    """Decode a cursor this service issued; ValueError on anything else.
+
+    Only the exact text `encode_cursor` produces is accepted (canonical base64url of
+    compact JSON, re-encoded and compared), with `len(kinds)` parts of those types:
+    integers in 0..2^63-1 (so no database sees an out-of-range value) and strings of
+    1..64 visible ASCII characters (no NUL, no lone surrogate).
+    """
+    if not _CURSOR.fullmatch(cursor):
         raise ValueError("invalid cursor")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        parts = json.loads(raw)
-    except (ValueError, binascii.Error, RecursionError):
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ValueError("invalid cursor") from None
     if (
         not isinstance(parts, list)
         or len(parts) != len(kinds)
-        or not all(type(p) is k for p, k in zip(parts, kinds, strict=True))
+        or not all(_cursor_part(p, k) for p, k in zip(parts, kinds, strict=True))
+        or encode_cursor(*parts) != cursor
     ):
         raise ValueError("invalid cursor")
     return tuple(parts)
 
 
 class PageQuery(BaseModel):
-    """`limit` 1..100 (default 20) and an opaque `cursor`; other parameters ignored."""
+    """`limit` 1..100 (default 20) and an opaque `cursor`; other parameters ignored.
+    The cursor is checked by `decode_cursor` (400 when it is not one we issued)."""
 
     model_config = ConfigDict(extra="ignore")
     limit: int = Field(default=20, ge=1, le=100)
-    cursor: Annotated[str, AfterValidator(_clean_text)] | None = Field(default=None, max_length=200)
+    cursor: str | None = None
 
 
 class Page(Out, Generic[T]):

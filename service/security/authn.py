@@ -1,8 +1,9 @@
 """Bearer authentication and per-route authorization decisions (deny by default).
 
 `authenticate` turns the `Authorization` header into a Principal or a failure reason
-without any I/O. Every route declares its decision with `public`, `require_token` or
-`require_scope`; the policy test fails for a route without one.
+without any I/O; `ambiguous_credentials` spots a request carrying more than one. Every
+route declares its decision with `public`, `require_token` or `require_scope`; the
+policy test fails for a route without one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,20 @@ from .tokens import (
 
 AUTH_ATTRIBUTE = "_portcullis_auth"
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ambiguous_credentials(fields: list[str]) -> bool:
+    """True when the request carries more than one credential: several `Authorization`
+    fields, or one Bearer or Basic field holding a list (a token68 has no comma and no
+    space). Which one to believe is a guess, and proxies and the service may guess
+    differently, so such a request is refused (RFC 6750 §3.1 `invalid_request`)."""
+    if len(fields) > 1:
+        return True
+    if not fields:
+        return False
+    scheme, _, credentials = fields[0].strip().partition(" ")
+    credentials = credentials.strip()
+    return scheme.lower() in ("bearer", "basic") and any(c in credentials for c in ", \t")
 
 
 async def authenticate(

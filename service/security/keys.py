@@ -28,6 +28,8 @@ from typing import Any
 
 from joserfc.jwk import ECKey, KeySet
 
+from ..files import make_private_dirs
+
 ALGORITHM = "ES256"
 ALGORITHMS = (ALGORITHM,)
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -41,7 +43,7 @@ def new_key() -> dict[str, Any]:
 
 
 def _write_private(path: Path, document: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -1,4 +1,5 @@
-"""The async engine: SQLite (WAL, busy timeout, foreign keys) or PostgreSQL (asyncpg)."""
+"""The async engine: SQLite (WAL, busy timeout, foreign keys, private files) or
+PostgreSQL (asyncpg)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,33 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ..files import create_private_file
+
 _READ_ONLY = "portcullis_read_only"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+def sqlite_file(dsn: str) -> Path | None:
+    """The database file of a SQLite DSN (None for PostgreSQL, memory or URI names)."""
+    url = make_url(dsn)
+    name = url.database
+    if url.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:") or url.query.get("uri"):
+        return None
+    return Path(name)
+
+
+def sqlite_files(dsn: str) -> list[Path]:
+    """The database file and the files SQLite keeps beside it."""
+    database = sqlite_file(dsn)
+    if database is None:
+        return []
+    return [database, *(database.with_name(database.name + s) for s in SQLITE_SIDE_FILES)]
 
 
 class Database:
@@ -30,8 +53,10 @@ class Database:
             "pool_timeout": 5,
         }
         if self.dialect == "sqlite":
-            if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            database = sqlite_file(dsn)
+            if database is not None:
+                # SQLite gives -wal and -shm the database file's mode: create it 0600.
+                create_private_file(database)
             kwargs["connect_args"] = {"timeout": 10}
             # Every write transaction ends explicitly (commit or rollback) and reads run
             # without one, so the pool's extra ROLLBACK per checkout is only a thread hop.
