@@ -43,8 +43,8 @@ async def add_signal(
     result = await conn.execute(
         signals.insert().values(kind=kind, value=value, expires_us=expires_us, data=data)
     )
-    (signal_id,) = result.inserted_primary_key or ()  # a one-row INSERT reports its key
-    return int(signal_id)
+    key: Any = result.inserted_primary_key  # a one-row INSERT always reports its key
+    return int(key[0])
 
 
 async def signals_after(
