@@ -36,10 +36,6 @@ async def add_signal(
     conn: AsyncConnection, *, kind: str, value: str, expires_us: int, data: str | None = None
 ) -> int:
     """Insert a signal in the caller's transaction; return its id."""
-    if conn.dialect.name == "postgresql":
-        # Take the transaction id before the sequence value, so a writer that holds an
-        # id is always a transaction in progress (see `inflight_writers`).
-        await conn.execute(text("SELECT pg_current_xact_id()"))
     result = await conn.execute(
         signals.insert().values(kind=kind, value=value, expires_us=expires_us, data=data)
     )
