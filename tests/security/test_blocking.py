@@ -40,8 +40,8 @@ async def block_of(app: Quart) -> dict[str, Any]:
     return block
 
 
-def seconds(block: dict[str, Any]) -> float:
-    return round((block["until_us"] - block["created_us"]) / 1e6)
+def seconds(block: dict[str, Any]) -> int:
+    return round((int(block["until_us"]) - int(block["created_us"])) / 1e6)
 
 
 async def probe(client: httpx.AsyncClient) -> int:
