@@ -15,9 +15,11 @@ How this bus reads instead:
   the transactions holding that lock (`pg_locks`); the writer of the hole is among them
   or has ended already. Once all of them have ended, one more read settles the hole:
   the row is there, or it never will be. No clock, no guessed transaction length, and a
-  hole lasts as long as its writer's transaction, typically one poll. (Kept only for the
-  record: a snapshot's xmin cannot do this, because running transactions with an id
-  above the snapshot's xmax are not listed in it.)
+  hole lasts as long as its writer's transaction, typically one poll.
+  Weighed and not taken: a time window ("ids older than the longest transaction") has
+  no true bound to rely on; `pg_snapshot_xmin` needs each writer's transaction id in
+  the row (a schema change), and any long transaction anywhere in the cluster would
+  hold back every delivery; here a long writer only keeps its holes asked for.
 - At start-up (and should holes ever exceed `MAX_HOLES`) the holes are kept as a range
   that is read again, as a whole, each time one of its possible writers has ended.
 - SQLite serialises writers, so ids become visible in order and there are no holes; its
