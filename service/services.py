@@ -263,8 +263,9 @@ class Services:
     # Abuse ----------------------------------------------------------------------
 
     async def record_failure(self, ip: str, reason: str) -> None:
-        """Count a failure for `ip`; block it when it crosses the threshold."""
-        if not await self.failures.failed(ip):
+        """Count a failure for `ip`; block it when it crosses the threshold. A request
+        still running when the block landed adds nothing: the block consumed its count."""
+        if self.blocks.is_blocked(ip) or not await self.failures.failed(ip):
             return
         try:
             async with self.db.begin() as conn:

@@ -142,3 +142,42 @@ async def test_other_processes_forget_the_failures_of_a_blocked_address(
         assert await failures(via_b, 1) == [401]
         assert await probe(via_b) == 200
         assert (await block_of(a))["level"] == 0
+
+
+@pytest.mark.parametrize(
+    "backend,limiter",
+    [
+        ("sqlite", "memory"),
+        pytest.param(
+            "postgresql",
+            "redis",
+            marks=[
+                needs_redis,
+                pytest.mark.skipif(not PG_URL, reason="PORTCULLIS_TEST_DATABASE_URL is not set"),
+            ],
+        ),
+    ],
+)
+async def test_failures_in_flight_when_the_block_lands_are_consumed_too(
+    settings_factory: Any, limiter: str
+) -> None:
+    """A burst over two instances. Requests that passed the block check just before the
+    block landed end (and fail) after it: they must not fill the fresh count, or the
+    end of the block is followed by a doubled one at the next failure."""
+    overrides: dict[str, Any] = {"block_after": "3/minute", "block_seconds": 4}
+    if limiter == "redis":
+        assert REDIS_URL
+        await flush_redis(REDIS_URL)
+        overrides["redis_url"] = REDIS_URL
+    async with two_instances(settings_factory(**overrides), ATTACKER) as (a, _b, via_a, via_b):
+        await asyncio.gather(*(c.get("/v1/notes") for c in [via_a, via_b] * 20))
+        await until_refused(via_a)
+        await until_refused(via_b)
+        for _ in range(3):  # three such requests, finishing on instance a
+            await svc_of(a).record_failure(ATTACKER, "http_401")
+        first = await block_of(a)
+        assert first["level"] == 0
+        await asyncio.sleep(first["until_us"] / 1e6 - time.time() + 0.1)
+        assert await failures(via_a, 1) == [401]
+        assert await probe(via_a) == 200 and await probe(via_b) == 200
+        assert (await block_of(a))["level"] == 0
