@@ -3,8 +3,9 @@
 One `Services` per app (no module globals): settings, database, keys, tokens, password
 hasher, limiter, denylist, blocks, metrics, Redis. `start` runs in `before_serving`,
 `stop` in `after_serving`. Background upkeep, never on a request's path:
-- replay new rows of the signals table (revocations, blocks) every 0.5 s, and at once
-  when Redis announces one (pub/sub), so every process and replica enforces them;
+- replay the signals table (revocations, blocks) through the signal bus every 0.5 s,
+  and at once when Redis announces one (pub/sub), so every process and replica
+  enforces them, late-committing rows included (see signalbus.py);
 - reload the signing key file when it changes (checked every `READY_SECONDS`);
 - retry the start-up migration while the database is down; purge expired state.
 """
@@ -36,6 +37,7 @@ from .security.keys import KeyManager
 from .security.passwords import PasswordService
 from .security.ratelimit import Limiter, RedisEngine
 from .security.tokens import TokenService
+from .signalbus import SignalBus
 from .store import audit, idempotency, migrations
 from .store import signals as signal_store
 from .store.db import Database, now_us
@@ -89,7 +91,9 @@ class Services:
             self.limiter, settings.limits("block"), settings.block_exempt
         )
         self.readiness = Readiness(redis="unknown" if self.redis is not None else "disabled")
-        self._last_signal = 0
+        self.bus = SignalBus(
+            self.db, self.denylist, self.blocks, on_block_change=self.failures.reset_here
+        )
         self._migrated = False
         self._tasks: list[asyncio.Task[None]] = []
         self._worker_dir: Path | None = None
@@ -157,11 +161,14 @@ class Services:
         self, conn: Any, *, kind: str, value: str, until: float, data: str = ""
     ) -> None:
         """Record a signal in the caller's transaction and apply it here at once (should
-        the transaction fail, this process errs on the safe side until the entry expires)."""
-        await signal_store.add_signal(
+        the transaction fail, this process errs on the safe side until the entry expires).
+        Blocks and unblocks reset the address's failure count (see security/blocking)."""
+        signal_id = await signal_store.add_signal(
             conn, kind=kind, value=value, expires_us=int(until * 1_000_000), data=data or None
         )
-        self._apply(kind, value, until, data)
+        self.bus.apply(kind, value, until, data or None, signal_id)
+        if kind in ("block", "unblock"):
+            await self.failures.reset(value)
 
     async def announce(self) -> None:
         """After commit: wake the other processes now rather than at their next poll."""
@@ -170,22 +177,9 @@ class Services:
         with contextlib.suppress(Exception):
             await self.redis.publish(SIGNAL_CHANNEL, b"1")
 
-    def _apply(self, kind: str, value: str, until: float, data: str | None) -> None:
-        if kind == "jti":
-            self.denylist.revoke_jti(value, until)
-        elif kind == "sid":
-            self.denylist.revoke_sid(value, until)
-        elif kind == "block":
-            self.blocks.add(value, until, data or "abuse")
-        elif kind == "unblock":
-            self.blocks.remove(value)
-
     async def poll_signals(self) -> None:
-        async with self.db.read() as conn:
-            rows = await signal_store.signals_after(conn, after_id=self._last_signal)
-        for row in rows:
-            self._apply(row["kind"], row["value"], row["expires_us"] / 1_000_000, row["data"])
-            self._last_signal = max(self._last_signal, int(row["id"]))
+        """Read the signals committed since the last poll, late commits included."""
+        await self.bus.poll()
 
     async def _signal_loop(self) -> None:
         while True:
@@ -296,8 +290,9 @@ class Services:
     # Abuse ----------------------------------------------------------------------
 
     async def record_failure(self, ip: str, reason: str) -> None:
-        """Count a failure for `ip`; block it when it crosses the threshold."""
-        if not await self.failures.failed(ip):
+        """Count a failure for `ip`; block it when it crosses the threshold. A request
+        still running when the block landed adds nothing: the block consumed its count."""
+        if self.blocks.is_blocked(ip) or not await self.failures.failed(ip):
             return
         try:
             async with self.db.begin() as conn:

@@ -3,7 +3,9 @@
 Failures (401, 403 and 404 on /v1, failed logins) are counted per client IP with the
 same GCRA engine as the rate limits (Redis when configured). When an address exceeds
 `PORTCULLIS_BLOCK_AFTER` it is blocked for `PORTCULLIS_BLOCK_SECONDS`, doubling on each
-repeat up to a day. The block is written to the database (one winner even when several
+repeat up to a day. A block consumes the failures that caused it (the counter starts
+again from zero, here and in Redis), and so does an admin's lift: only a full new
+threshold blocks again. The block is written to the database (one winner even when several
 processes cross the line together, so `client.blocked` is emitted once) and announced
 to every process through the signals table; the per-request check is a dict look-up.
 """
@@ -19,14 +21,35 @@ from .ratelimit import Check, Limiter
 
 
 class BlockList:
+    """Blocked addresses, and for each address the id of the last block or unblock
+    signal applied, so that an older one arriving late cannot undo a newer one."""
+
     def __init__(self) -> None:
         self.until: dict[str, tuple[float, str]] = {}
+        self.versions: dict[str, tuple[int, float]] = {}  # ip -> (signal id, keep until)
 
-    def add(self, ip: str, until: float, reason: str) -> None:
+    def _newer(self, ip: str, signal_id: int | None, keep_until: float) -> bool:
+        if signal_id is None:
+            return True
+        seen = self.versions.get(ip)
+        if seen is not None and seen[0] >= signal_id:
+            return False
+        self.versions[ip] = (signal_id, max(keep_until, seen[1] if seen else 0.0))
+        return True
+
+    def add(self, ip: str, until: float, reason: str, signal_id: int | None = None) -> bool:
+        """Block `ip`; False when a newer block or unblock was applied already."""
+        if not self._newer(ip, signal_id, until):
+            return False
         self.until[ip] = (until, reason)
+        return True
 
-    def remove(self, ip: str) -> None:
+    def remove(self, ip: str, signal_id: int | None = None, keep_until: float = 0.0) -> bool:
+        """Lift a block; False when a newer block or unblock was applied already."""
+        if not self._newer(ip, signal_id, keep_until):
+            return False
         self.until.pop(ip, None)
+        return True
 
     def is_blocked(self, ip: str, now: float | None = None) -> bool:
         entry = self.until.get(ip)
@@ -41,6 +64,8 @@ class BlockList:
         now = time.time()
         for ip in [ip for ip, (until, _) in self.until.items() if until <= now]:
             del self.until[ip]
+        for ip in [ip for ip, (_, keep) in self.versions.items() if keep <= now]:
+            del self.versions[ip]
 
 
 class FailureCounter:
@@ -57,11 +82,8 @@ class FailureCounter:
             return True  # not an address (e.g. a unix socket peer): nothing to block
         return any(addr in net for net in self.exempt)
 
-    async def failed(self, ip: str) -> bool:
-        """Record one failure; True when this one crossed the threshold."""
-        if self.is_exempt(ip):
-            return False
-        checks = [
+    def _checks(self, ip: str) -> list[Check]:
+        return [
             Check(
                 key=f"fail:{limit.window}:{ip}",
                 count=limit.count,
@@ -70,5 +92,19 @@ class FailureCounter:
             )
             for limit in self.limits
         ]
-        decision = await self.limiter.check(checks)
+
+    async def reset(self, ip: str) -> None:
+        """Forget the failures of `ip` everywhere (Redis and this process): a block
+        consumes the failures that caused it, and lifting a block forgives them."""
+        await self.limiter.forget(self._checks(ip))
+
+    def reset_here(self, ip: str) -> None:
+        """Forget the failures of `ip` counted in this process's memory."""
+        self.limiter.memory.forget(self._checks(ip))
+
+    async def failed(self, ip: str) -> bool:
+        """Record one failure; True when this one crossed the threshold."""
+        if self.is_exempt(ip):
+            return False
+        decision = await self.limiter.check(self._checks(ip))
         return not decision.allowed

@@ -2,7 +2,8 @@
 
 Every process holds the whole list (entries expire with the longest-lived token they
 could concern), filled from the signals table at start and kept current by the signal
-poller, so the per-request check is two dict look-ups and never touches SQL.
+bus (late-committing rows included), so the per-request check is two dict look-ups and
+never touches SQL.
 """
 
 from __future__ import annotations

@@ -133,6 +133,11 @@ class MemoryEngine:
             self._evict(now)
         return decision
 
+    def forget(self, checks: Sequence[Check]) -> None:
+        """Drop the state of these keys: they count from zero again."""
+        for check in checks:
+            self._tats.pop(check.key, None)
+
     def _evict(self, now: int) -> None:
         # Expired keys carry no state (TAT in the past == fresh key); drop them first.
         while self._tats:
@@ -199,6 +204,9 @@ class RedisEngine:
         decision, _ = _evaluate(checks, stored, now)
         return decision
 
+    async def forget(self, checks: Sequence[Check]) -> None:
+        await self.client.delete(*[self.prefix + c.key for c in checks])
+
 
 class Limiter:
     """Chooses Redis when configured and reachable, else memory (fail open)."""
@@ -235,3 +243,15 @@ class Limiter:
                         self._redis_down_since = None
                     return decision
         return self.memory.check(checks, consume=consume)
+
+    async def forget(self, checks: Sequence[Check]) -> None:
+        """Reset these keys in this process and, when configured, in Redis."""
+        self.memory.forget(checks)
+        down = self._redis_down_since
+        if self.redis is None or not checks:
+            return
+        if down is None or time.monotonic() - down >= self.retry_seconds:
+            try:
+                await self.redis.forget(checks)
+            except Exception as exc:  # Redis down: its keys expire with their window
+                log.warning("ratelimit.reset_failed", extra={"reason": type(exc).__name__})

@@ -2,33 +2,88 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import now_us
 from .tables import blocks, signals
 
 
+@dataclass(frozen=True)
+class Signal:
+    id: int
+    kind: str
+    value: str
+    expires_us: int
+    data: str | None
+
+
+def _signal(row: Any) -> Signal:
+    return Signal(
+        id=int(row.id),
+        kind=row.kind,
+        value=row.value,
+        expires_us=int(row.expires_us),
+        data=row.data,
+    )
+
+
 async def add_signal(
     conn: AsyncConnection, *, kind: str, value: str, expires_us: int, data: str | None = None
-) -> None:
-    await conn.execute(
+) -> int:
+    """Insert a signal in the caller's transaction; return its id."""
+    result = await conn.execute(
         signals.insert().values(kind=kind, value=value, expires_us=expires_us, data=data)
     )
+    key: Any = result.inserted_primary_key  # a one-row INSERT always reports its key
+    return int(key[0])
 
 
 async def signals_after(
-    conn: AsyncConnection, *, after_id: int, limit: int = 5000
-) -> list[dict[str, Any]]:
+    conn: AsyncConnection, *, after_id: int, also: Collection[int] = (), limit: int = 5000
+) -> list[Signal]:
+    """Live signals with an id above `after_id`, or in `also`, in id order."""
+    where = signals.c.id > after_id
+    if also:
+        where = or_(where, signals.c.id.in_(sorted(also)))
     rows = await conn.execute(
         select(signals)
-        .where(signals.c.id > after_id, signals.c.expires_us > now_us())
+        .where(where, signals.c.expires_us > now_us())
         .order_by(signals.c.id)
         .limit(limit)
     )
-    return [dict(r._mapping) for r in rows]
+    return [_signal(r) for r in rows]
+
+
+async def signals_between(
+    conn: AsyncConnection, *, low: int, high: int, limit: int = 5000
+) -> list[Signal]:
+    """Live signals with low < id <= high, in id order."""
+    rows = await conn.execute(
+        select(signals)
+        .where(signals.c.id > low, signals.c.id <= high, signals.c.expires_us > now_us())
+        .order_by(signals.c.id)
+        .limit(limit)
+    )
+    return [_signal(r) for r in rows]
+
+
+_INFLIGHT = text(
+    "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'relation'"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND relation = CAST(:table AS regclass) AND mode = 'RowExclusiveLock'"
+)
+
+
+async def inflight_writers(conn: AsyncConnection) -> frozenset[str]:
+    """PostgreSQL: the transactions that may still commit a signal (they hold the row
+    lock every INSERT takes on the table before its sequence value, until they end)."""
+    rows = await conn.execute(_INFLIGHT, {"table": signals.name})
+    return frozenset(str(r[0]) for r in rows)
 
 
 async def last_signal_id(conn: AsyncConnection) -> int:
@@ -36,7 +91,12 @@ async def last_signal_id(conn: AsyncConnection) -> int:
 
 
 async def purge_expired(conn: AsyncConnection) -> None:
-    await conn.execute(delete(signals).where(signals.c.expires_us <= now_us()))
+    # The newest row stays even when expired: SQLite hands the highest rowid out again
+    # once its row is deleted, and a re-used id would look already read to the pollers.
+    newest = select(func.max(signals.c.id)).scalar_subquery()
+    await conn.execute(
+        delete(signals).where(signals.c.expires_us <= now_us(), signals.c.id < newest)
+    )
 
 
 async def get_block(conn: AsyncConnection, *, ip: str) -> dict[str, Any] | None:
