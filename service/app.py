@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     settings = settings or Settings()
     configure_logging(settings.log_level)
     app = Quart("service", static_folder=None)
+    # Werkzeug answers `//` in a path with a redirect built from the request's Host
+    # header; no path here has an empty segment, so there is nothing to redirect to.
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         DEBUG=settings.debug,
@@ -102,6 +105,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     inner = InflightLimitMiddleware(inner, settings.max_inflight, settings.inflight_wait_seconds)
     inner = HTTPSRedirectMiddleware(inner, settings.issuer)
     inner = RequestContextMiddleware(inner, svc.metrics)
-    inner = TrustedProxyMiddleware(inner, ProxyResolver(settings.trusted_proxies))
+    inner = TrustedProxyMiddleware(
+        inner, ProxyResolver(settings.trusted_proxies, settings.forwarded_header)
+    )
     app.asgi_app = inner  # type: ignore[method-assign]
     return app
