@@ -83,10 +83,12 @@ class TrustedProxyMiddleware:
 
 
 # Origin-form request targets only (RFC 9112 3.2.1, RFC 3986 path-absolute): no
-# absolute or authority form, no empty or dot segments, only URI characters.
+# absolute or authority form, no empty or dot segments, only URI characters in the
+# path. The query may hold what browsers leave unencoded (`|`, `[`, `^` ...), but
+# no fragment.
 _PCHAR = rb"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
 _PATH = re.compile(rb"(?:/" + _PCHAR + rb"+)+/?|/")
-_QUERY = re.compile(rb"(?:" + _PCHAR + rb"|[/?])*")
+_QUERY = re.compile(rb"[!-\x22$-~]*")
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
@@ -124,15 +126,13 @@ class HTTPSRedirectMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        redirect = scope.get("scheme") == "http"
-        if redirect:
-            info = request_info()
-            if info is not None:
-                info.route = "<redirect>"
         if not plain_request_target(scope):
             await send_problem(send, 400, detail="Invalid request target.")
             return
-        if redirect:
+        if scope.get("scheme") == "http":
+            info = request_info()
+            if info is not None:
+                info.route = "<redirect>"
             location = self.origin.encode() + _raw_path(scope)
             if scope.get("query_string"):
                 location += b"?" + bytes(scope["query_string"])

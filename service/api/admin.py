@@ -136,13 +136,14 @@ def make_blueprint() -> Blueprint:
             next_cursor=encode_cursor(items[-1]["until_us"], items[-1]["ip"]) if more else None,
         )
 
-    @bp.delete("/blocks/<path:ip>")
+    @bp.delete("/blocks/<ip>")
+    @bp.delete("/blocks/<ip>/<prefix>")
     @require_scope("admin")
-    async def lift_block(ip: str) -> Response:
+    async def lift_block(ip: str, prefix: str | None = None) -> Response:
         """Lift a block: 204, or 404 when that address is not blocked. IPv6 clients are
         blocked by prefix: name it as listed (`2001:db8:1:2::/64`) or by any address in it."""
         svc = services()
-        address = block_key(ip, svc.settings.ipv6_prefix)
+        address = block_key(ip if prefix is None else f"{ip}/{prefix}", svc.settings.ipv6_prefix)
         if address is None:
             raise NotFound()
         async with svc.db.begin() as conn:
