@@ -296,3 +296,12 @@ async def test_metrics_allow_tests_the_full_ipv6_address(settings_factory: Any) 
             assert (await allowed.get("/metrics")).status_code == 200
         async with client_for(app, ip="2001:db8::2") as neighbour:
             assert (await neighbour.get("/metrics")).status_code == 404
+
+
+def test_settings_refuse_unknown_header_and_tiny_prefix(settings_factory: Any) -> None:
+    assert settings_factory().forwarded_header == "x-forwarded-for"
+    assert settings_factory().ipv6_prefix == 64
+    assert settings_factory(forwarded_header=" Forwarded ").forwarded_header == "forwarded"
+    for bad in ({"forwarded_header": "x-real-ip"}, {"ipv6_prefix": 16}, {"ipv6_prefix": 129}):
+        with pytest.raises(ValueError, match=r"forwarded_header|ipv6_prefix"):
+            settings_factory(**bad)
