@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     configure_logging(settings.log_level)
     secure_data_dir(settings)
     app = Quart("service", static_folder=None)
+    # Werkzeug answers `//` in a path with a redirect built from the request's Host
+    # header; no path here has an empty segment, so there is nothing to redirect to.
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         DEBUG=settings.debug,
@@ -105,6 +108,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     inner = InflightLimitMiddleware(inner, settings.max_inflight, settings.inflight_wait_seconds)
     inner = HTTPSRedirectMiddleware(inner, settings.issuer)
     inner = RequestContextMiddleware(inner, svc.metrics)
-    inner = TrustedProxyMiddleware(inner, ProxyResolver(settings.trusted_proxies))
+    inner = TrustedProxyMiddleware(
+        inner, ProxyResolver(settings.trusted_proxies, settings.forwarded_header)
+    )
     app.asgi_app = inner  # type: ignore[method-assign]
     return app

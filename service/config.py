@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     cors_credentials: bool = False
     trusted_proxies: Annotated[list[Network], NoDecode] = []
+    # The one header the trusted proxies set (the other is never read), and the IPv6
+    # prefix length that clients are keyed by for limits, failure counts and blocks.
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    ipv6_prefix: int = Field(default=64, ge=32, le=128)
     rate_limit_default: str = "1200/minute"
     rate_limit_token: str = "20/minute"  # noqa: S105 - a rate, not a secret
     rate_limit_register: str = "10/hour"
@@ -155,6 +159,11 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
         return _networks(value)
+
+    @field_validator("forwarded_header", mode="before")
+    @classmethod
+    def _header_name(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("rate_limit_default", "rate_limit_token", "rate_limit_register", "block_after")
     @classmethod

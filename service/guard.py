@@ -64,7 +64,7 @@ async def before_request() -> None:
     if info is not None and request.url_rule is not None:
         info.route = request.url_rule.rule
     on_api = request.path.startswith("/v1/")
-    if on_api and svc.blocks.is_blocked(ip):
+    if on_api and svc.is_blocked(ip):
         g.refused_by_block = True
         raise ClientBlocked()
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
@@ -84,7 +84,7 @@ async def before_request() -> None:
     limits = _endpoint_limits(request.endpoint)
     if not limits:
         return
-    by_ip = f"ip:{ip}"
+    by_ip = f"ip:{svc.failures.key(ip)}"
     subject = f"p:{principal.sub}" if principal is not None else by_ip
     checks = [
         Check(

@@ -60,8 +60,9 @@ async def send_problem(
 
 
 class TrustedProxyMiddleware:
-    """Replace the client address with the one a trusted proxy reports; else ignore
-    every forwarding header (X-Forwarded-For, X-Real-IP, Forwarded)."""
+    """Replace the client address and scheme with those a trusted proxy reports, from
+    the one header family `PORTCULLIS_FORWARDED_HEADER` names; else ignore every
+    forwarding header (X-Forwarded-*, X-Real-IP, Forwarded)."""
 
     def __init__(self, app: ASGIApp, resolver: ProxyResolver) -> None:
         self.app = app
@@ -70,17 +71,52 @@ class TrustedProxyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             peer = scope.get("client") or ("", 0)
+            socket_tls = scope.get("scheme", "http") in ("https", "wss")
             client_ip, scheme = self.resolver.resolve(
-                peer[0], scope.get("headers", ()), scope.get("scheme", "http")
+                peer[0], scope.get("headers", ()), "https" if socket_tls else "http"
             )
             scope = dict(scope)
             scope["client"] = (client_ip, peer[1])
+            if scope["type"] == "websocket":
+                scheme = "wss" if scheme == "https" else "ws"
             scope["scheme"] = scheme
         await self.app(scope, receive, send)
 
 
+# Origin-form request targets only (RFC 9112 3.2.1, RFC 3986 path-absolute): no
+# absolute or authority form, no empty or dot segments, only URI characters in the
+# path. The query may hold what browsers leave unencoded (`|`, `[`, `^` ...), but
+# no fragment.
+_PCHAR = rb"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_PATH = re.compile(rb"(?:/" + _PCHAR + rb"+)+/?|/")
+_QUERY = re.compile(rb"[!-\x22$-~]*")
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _raw_path(scope: Scope) -> bytes:
+    raw = scope.get("raw_path")
+    return bytes(raw) if raw else str(scope.get("path", "")).encode()
+
+
+def plain_request_target(scope: Scope) -> bool:
+    """True when the request target is a plain origin-form path (and query) that names
+    the same resource before and after percent-decoding."""
+    raw = _raw_path(scope)
+    if not _PATH.fullmatch(raw) or not _QUERY.fullmatch(bytes(scope.get("query_string", b""))):
+        return False
+    if b"." in raw and _DOT_SEGMENT.search(raw.decode("ascii")):
+        return False
+    if b"%" in raw:  # %2F, %2E, %00 ... decode into what the router sees
+        path = str(scope.get("path", ""))
+        return "//" not in path and not _DOT_SEGMENT.search(path) and not _CONTROL.search(path)
+    return True
+
+
 class HTTPSRedirectMiddleware:
-    """On the plain-http port answer every request with 308 to the issuer's origin."""
+    """Refuse odd request targets with 400 on every port; on the plain-http port answer
+    every other request with 308 to the issuer's origin plus the path and query (never
+    the request's Host)."""
 
     def __init__(self, app: ASGIApp, issuer: str) -> None:
         self.app = app
@@ -88,12 +124,17 @@ class HTTPSRedirectMiddleware:
         self.origin = f"https://{parts.netloc}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("scheme") == "http":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not plain_request_target(scope):
+            await send_problem(send, 400, detail="Invalid request target.")
+            return
+        if scope.get("scheme") == "http":
             info = request_info()
             if info is not None:
                 info.route = "<redirect>"
-            path = scope.get("raw_path") or scope["path"].encode()
-            location = self.origin.encode() + bytes(path)
+            location = self.origin.encode() + _raw_path(scope)
             if scope.get("query_string"):
                 location += b"?" + bytes(scope["query_string"])
             await send(

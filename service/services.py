@@ -88,7 +88,7 @@ class Services:
         self.denylist = Denylist()
         self.blocks = BlockList()
         self.failures = FailureCounter(
-            self.limiter, settings.limits("block"), settings.block_exempt
+            self.limiter, settings.limits("block"), settings.block_exempt, settings.ipv6_prefix
         )
         self.readiness = Readiness(redis="unknown" if self.redis is not None else "disabled")
         self.bus = SignalBus(
@@ -289,21 +289,27 @@ class Services:
 
     # Abuse ----------------------------------------------------------------------
 
+    def is_blocked(self, ip: str) -> bool:
+        """Whether the address `ip` is refused: its key is blocked and it is not exempt."""
+        return self.blocks.is_blocked(self.failures.key(ip)) and not self.failures.is_exempt(ip)
+
     async def record_failure(self, ip: str, reason: str) -> None:
-        """Count a failure for `ip`; block it when it crosses the threshold. A request
-        still running when the block landed adds nothing: the block consumed its count."""
-        if self.blocks.is_blocked(ip) or not await self.failures.failed(ip):
+        """Count a failure for `ip`; block its key when that crosses the threshold. A
+        request still running when the block landed adds nothing: the block consumed its
+        count."""
+        if self.is_blocked(ip) or not await self.failures.failed(ip):
             return
+        key = self.failures.key(ip)
         try:
             async with self.db.begin() as conn:
                 block = await signal_store.start_block(
-                    conn, ip=ip, reason=reason, base_seconds=self.settings.block_seconds
+                    conn, ip=key, reason=reason, base_seconds=self.settings.block_seconds
                 )
                 if block is None:
                     return  # already blocked (by this or another process)
                 until = block["until_us"] / 1_000_000
-                await self.signal(conn, kind="block", value=ip, until=until, data=reason)
-                await audit.record(conn, event="client.blocked", actor=None, target=ip, ip=ip)
+                await self.signal(conn, kind="block", value=key, until=until, data=reason)
+                await audit.record(conn, event="client.blocked", actor=None, target=key, ip=ip)
         except IntegrityError:
             return  # another process inserted the same block first: it reports it
         except Exception as exc:
@@ -316,6 +322,7 @@ class Services:
             level=logging.ERROR,
             reason=reason,
             client_ip=ip,
+            block=key,
             seconds=block["seconds"],
             until=json.dumps(until),
         )

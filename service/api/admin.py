@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from quart import Blueprint, Response, request
 from quart_schema import validate_response
 
@@ -13,6 +11,7 @@ from ..models.admin import AuditEvent, BlockOut
 from ..models.common import Page, PageQuery, encode_cursor, iso
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
+from ..security.proxies import block_key
 from ..services import now, services
 from ..store import audit
 from ..store import signals as signal_store
@@ -127,14 +126,15 @@ def make_blueprint() -> Blueprint:
         )
 
     @bp.delete("/blocks/<ip>")
+    @bp.delete("/blocks/<ip>/<prefix>")
     @require_scope("admin")
-    async def lift_block(ip: str) -> Response:
-        """Lift a block: 204, or 404 when that address is not blocked."""
-        try:
-            address = str(ipaddress.ip_address(ip))
-        except ValueError:
-            raise NotFound() from None
+    async def lift_block(ip: str, prefix: str | None = None) -> Response:
+        """Lift a block: 204, or 404 when that address is not blocked. IPv6 clients are
+        blocked by prefix: name it as listed (`2001:db8:1:2::/64`) or by any address in it."""
         svc = services()
+        address = block_key(ip if prefix is None else f"{ip}/{prefix}", svc.settings.ipv6_prefix)
+        if address is None:
+            raise NotFound()
         async with svc.db.begin() as conn:
             if not await signal_store.lift_block(conn, ip=address):
                 raise NotFound()

@@ -1,6 +1,7 @@
 """Automatic blocking of abusive client addresses.
 
-Failures (401, 403 and 404 on /v1, failed logins) are counted per client IP with the
+Failures (401, 403 and 404 on /v1, failed logins) are counted per client key (the
+address; for IPv6 its `PORTCULLIS_IPV6_PREFIX` network, see `proxies.client_key`) with the
 same GCRA engine as the rate limits (Redis when configured). When an address exceeds
 `PORTCULLIS_BLOCK_AFTER` it is blocked for `PORTCULLIS_BLOCK_SECONDS`, doubling on each
 repeat up to a day. A block consumes the failures that caused it (the counter starts
@@ -16,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from ..config import Limit
-from .proxies import Network, parse_ip
+from .proxies import Network, client_key, parse_ip
 from .ratelimit import Check, Limiter
 
 
@@ -69,12 +70,25 @@ class BlockList:
 
 
 class FailureCounter:
-    """Counts failures per IP; says when an address has crossed the threshold."""
+    """Counts failures per client key; says when a key has crossed the threshold.
+    Exemptions test the real address, so an exempt host is never refused for the
+    failures of its IPv6 neighbours."""
 
-    def __init__(self, limiter: Limiter, limits: Sequence[Limit], exempt: Sequence[Network]):
+    def __init__(
+        self,
+        limiter: Limiter,
+        limits: Sequence[Limit],
+        exempt: Sequence[Network],
+        ipv6_prefix: int = 64,
+    ):
         self.limiter = limiter
         self.limits = tuple(limits)
         self.exempt = tuple(exempt)
+        self.ipv6_prefix = ipv6_prefix
+
+    def key(self, ip: str) -> str:
+        """What limits, failure counts and blocks of `ip` are keyed by."""
+        return client_key(ip, self.ipv6_prefix)
 
     def is_exempt(self, ip: str) -> bool:
         addr = parse_ip(ip)
@@ -85,7 +99,7 @@ class FailureCounter:
     def _checks(self, ip: str) -> list[Check]:
         return [
             Check(
-                key=f"fail:{limit.window}:{ip}",
+                key=f"fail:{limit.window}:{self.key(ip)}",
                 count=limit.count,
                 window=limit.window,
                 name="block",
