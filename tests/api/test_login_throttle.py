@@ -149,7 +149,7 @@ async def test_unknown_accounts_are_throttled_alike(app_for: Quart) -> None:
 def test_login_setting_needs_two_limits() -> None:
     Settings(_env_file=None, rate_limit_login="10/minute;1000/day")
     for bad in ("5/minute", "5/minute;100/hour;1/second", "often"):
-        with pytest.raises(ValueError, match="rate limit|two limits"):
+        with pytest.raises(ValueError, match=r"rate limit|two limits"):
             Settings(_env_file=None, rate_limit_login=bad)
 
 
