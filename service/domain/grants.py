@@ -80,7 +80,7 @@ async def password_grant(
     password = str(normalise_text(form.get("password", "")))
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required.")
-    gate = login_gate(svc.settings.limits("login"), username=username, ip=ip)
+    gate = login_gate(svc.settings.rate_limit_login, username=username, ip=ip)
     verdict = await admit(svc.limiter, gate)
     report(verdict.as_decision())
     if not verdict.allowed:

@@ -23,8 +23,9 @@ import asyncio
 import hashlib
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
-from ..config import Limit
+from ..config import Limit, parse_limits
 from ..security.ratelimit import Check, Decision, Limiter
 
 POLICY = "login"
@@ -63,8 +64,15 @@ def client_network(ip: str) -> str:
     return str(addr)
 
 
-def login_gate(limits: tuple[Limit, ...], *, username: str, ip: str) -> LoginGate:
-    pair, ceiling = limits
+@lru_cache(maxsize=4)
+def login_limits(setting: str) -> tuple[Limit, Limit]:
+    """`PAIR;CEILING` parsed once (the setting is validated to hold exactly two)."""
+    pair, ceiling = parse_limits(setting)
+    return pair, ceiling
+
+
+def login_gate(setting: str, *, username: str, ip: str) -> LoginGate:
+    pair, ceiling = login_limits(setting)
     account = hashlib.sha256(username.lower().encode()).hexdigest()
     net = client_network(ip)
     return LoginGate(
