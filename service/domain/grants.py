@@ -106,6 +106,8 @@ async def password_grant(
         current = await user_store.get_user(conn, user_id=user["id"], lock=True)
         if current is not None and not current["disabled"] and current["password_hash"] == stored:
             scopes &= ROLE_SCOPES[current["role"]]
+            if not scopes:  # asked only for what a demotion just took away
+                raise OAuthError("invalid_scope", "The requested scope exceeds what is granted.")
             if new_hash is not None:
                 await user_store.set_password_hash(conn, user_id=user["id"], password_hash=new_hash)
             await sessions.create_session(
