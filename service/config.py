@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     rate_limit_default: str = "1200/minute"
     rate_limit_token: str = "20/minute"  # noqa: S105 - a rate, not a secret
     rate_limit_register: str = "10/hour"
+    # Failed passwords: per (account, client address) budget ; account-wide ceiling.
+    rate_limit_login: str = "5/minute;100/hour"
     max_body_bytes: int = Field(default=65536, ge=1024, le=64 * 1024 * 1024)
     max_inflight: int = Field(default=512, ge=1, le=100000)
     inflight_wait_seconds: float = Field(default=1.0, ge=0, le=30)
@@ -171,6 +173,13 @@ class Settings(BaseSettings):
         parse_limits(value)
         return value
 
+    @field_validator("rate_limit_login")
+    @classmethod
+    def _check_login_limits(cls, value: str) -> str:
+        if len(parse_limits(value)) != 2:
+            raise ValueError("expected two limits: per account and address ; account-wide")
+        return value
+
     @field_validator("issuer")
     @classmethod
     def _check_issuer(cls, value: str) -> str:
@@ -235,6 +244,7 @@ class Settings(BaseSettings):
             "default": self.rate_limit_default,
             "token": self.rate_limit_token,
             "register": self.rate_limit_register,
+            "login": self.rate_limit_login,
             "block": self.block_after,
         }[policy]
         return parse_limits(text)

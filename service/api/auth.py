@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, request
+from quart import Blueprint, g, request
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_response
 
@@ -13,11 +13,22 @@ from ..domain import grants, identity
 from ..errors import OAuthError
 from ..models.users import RegisterIn, RevokeForm, TokenForm, TokenOut, UserPublic
 from ..security.authn import public
-from ..security.ratelimit import named_limits
+from ..security.ratelimit import Decision, named_limits
 from ..services import services
 from .body import form_body, json_body, read_form
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _announce_login_limit(login: Decision) -> None:
+    """Add the `login` policy to this response's RateLimit fields (guard.after_request
+    renders them from `g.ratelimit`), replacing an earlier `login` entry."""
+    decision: Decision | None = g.get("ratelimit")
+    if decision is None:
+        g.ratelimit = Decision(allowed=login.allowed, states=list(login.states))
+        return
+    names = {state[0] for state in login.states}
+    decision.states = [s for s in decision.states if s[0] not in names] + login.states
 
 
 def make_blueprint(settings: Settings) -> Blueprint:
@@ -47,9 +58,9 @@ def make_blueprint(settings: Settings) -> Blueprint:
         grant = form.get("grant_type")
         result: TokenOut
         if grant == "password":
-            result = await grants.password_grant(svc, form, ip)
+            result = await grants.password_grant(svc, form, ip, _announce_login_limit)
         elif grant == "refresh_token":
-            result = await grants.refresh_grant(svc, form, ip)
+            result = await grants.refresh_grant(svc, form, request.headers.get("Authorization"), ip)
         elif grant == "client_credentials":
             result = await grants.client_credentials_grant(
                 svc, form, request.headers.get("Authorization"), ip

@@ -15,7 +15,6 @@ from ..config import Settings
 from ..errors import NotFound
 from ..security.authn import public
 from ..security.headers import DOCS_CSP
-from ..security.keys import ALGORITHMS
 from ..services import services
 
 DOCS_HTML = """<!doctype html>
@@ -104,9 +103,15 @@ def make_blueprint(settings: Settings) -> Blueprint:
             "grant_types_supported": ["password", "refresh_token", "client_credentials"],
             "response_types_supported": [],
             "scopes_supported": ["notes:read", "notes:write", "admin"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            # Only what the token endpoint implements: the first-party client is public
+            # (`none`); confidential clients send their secret by Basic or in the body.
+            # No client_secret_jwt / private_key_jwt, hence no auth signing algorithms.
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
             "revocation_endpoint_auth_methods_supported": ["none"],
-            "token_endpoint_auth_signing_alg_values_supported": list(ALGORITHMS),
         }
 
     @bp.get("/openapi.json")

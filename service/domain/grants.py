@@ -11,6 +11,7 @@ import binascii
 import hmac
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,19 +19,21 @@ from ..errors import OAuthError, TooManyRequests
 from ..logging import security_event
 from ..models.common import normalise_text
 from ..models.users import ROLE_SCOPES, TokenOut
-from ..security.ratelimit import Check
+from ..security.ratelimit import Decision
 from ..security.tokens import new_opaque_token
 from ..services import Services
 from ..store import audit, sessions
 from ..store import users as user_store
 from .identity import (
-    ACCOUNT_FAILURES,
     DUMMY_SECRET_HASH,
     FIRST_PARTY_CLIENT,
     narrow_scope,
     revoke_session,
     sha256,
 )
+from .login_throttle import POLICY, LoginGate, Verdict, admit, count_failure, login_gate
+
+Report = Callable[[Decision], None]
 
 # Grants ---------------------------------------------------------------------------
 
@@ -44,26 +47,44 @@ def _token_response(access: str, claims: dict[str, Any], refresh: str | None) ->
     )
 
 
-def _account_checks(username: str) -> list[Check]:
-    count, window = ACCOUNT_FAILURES
-    return [
-        Check(key=f"login:{sha256(username.lower())}", count=count, window=window, name="login")
-    ]
+def _throttled(svc: Services, verdict: Verdict) -> TooManyRequests:
+    svc.metrics.logins.labels("failure").inc()
+    svc.metrics.ratelimit_rejections.labels(POLICY).inc()
+    security_event("ratelimit.exceeded", reason=POLICY, retry_after=verdict.retry_after)
+    security_event("auth.login_failed", reason="account_throttled")
+    return TooManyRequests(verdict.retry_after, policy=POLICY)
 
 
-async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenOut:
+async def _login_failed(
+    svc: Services, gate: LoginGate, report: Report, ip: str, reason: str, user_id: str | None
+) -> OAuthError:
+    report((await count_failure(svc.limiter, gate)).as_decision())
+    await svc.record_failure(ip, "login_failed")
+    svc.metrics.logins.labels("failure").inc()
+    security_event("auth.login_failed", reason=reason, principal=user_id)
+    async with svc.db.begin() as conn:
+        await audit.record(conn, event="auth.login_failed", actor=user_id, target=None, ip=ip)
+    return OAuthError("invalid_grant", "The username or password is incorrect.")
+
+
+def _ignore(_decision: Decision) -> None:
+    return None
+
+
+async def password_grant(
+    svc: Services, form: dict[str, str], ip: str, report: Report = _ignore
+) -> TokenOut:
+    """`report` receives the state of the `login` policy for the RateLimit fields."""
     username = form.get("username", "")
     # the same normalisation as at registration (NFC, line ends), so both sides agree
     password = str(normalise_text(form.get("password", "")))
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required.")
-    account = _account_checks(username)
-    budget = await svc.limiter.check(account, consume=False)
-    if not budget.allowed:
-        svc.metrics.logins.labels("failure").inc()
-        svc.metrics.ratelimit_rejections.labels("login").inc()
-        security_event("auth.login_failed", reason="account_throttled")
-        raise TooManyRequests(budget.retry_after, policy="login")
+    gate = login_gate(svc.settings.rate_limit_login, username=username, ip=ip)
+    verdict = await admit(svc.limiter, gate)
+    report(verdict.as_decision())
+    if not verdict.allowed:
+        raise _throttled(svc, verdict)
     async with svc.db.read() as conn:
         user = await user_store.get_user_by_name(conn, username=username)
     stored = user["password_hash"] if user is not None else None
@@ -72,36 +93,38 @@ async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenO
         reason = "bad_password" if user is not None else "unknown_user"
         if ok and user is not None:
             reason = "disabled"
-        await svc.limiter.check(account)
-        await svc.record_failure(ip, "login_failed")
-        svc.metrics.logins.labels("failure").inc()
-        security_event("auth.login_failed", reason=reason, principal=user["id"] if user else None)
-        async with svc.db.begin() as conn:
-            await audit.record(
-                conn,
-                event="auth.login_failed",
-                actor=user["id"] if user else None,
-                target=None,
-                ip=ip,
-            )
-        raise OAuthError("invalid_grant", "The username or password is incorrect.")
+        raise await _login_failed(svc, gate, report, ip, reason, user["id"] if user else None)
     scopes = narrow_scope(form.get("scope"), ROLE_SCOPES[user["role"]])
-    if stored is not None and svc.passwords.needs_rehash(stored):
-        new_hash = await svc.passwords.hash(password)
-        async with svc.db.begin() as conn:
-            await user_store.set_password_hash(conn, user_id=user["id"], password_hash=new_hash)
+    rehash = svc.passwords.needs_rehash(user["password_hash"])
+    new_hash = await svc.passwords.hash(password) if rehash else None
     sid = str(uuid.uuid4())
     refresh = new_opaque_token()
     async with svc.db.begin() as conn:
-        await sessions.create_session(
-            conn,
-            sid=sid,
-            user_id=user["id"],
-            scope=" ".join(sorted(scopes)),
-            ttl_seconds=svc.settings.refresh_token_ttl,
-        )
-        await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=sid)
-        await audit.record(conn, event="auth.login", actor=user["id"], target=sid, ip=ip)
+        # The user may have been disabled, demoted or given a new password while Argon2
+        # ran: decide on the row as it is now, locked until the session exists, so an
+        # admin change either comes first (and is seen here) or revokes this session.
+        current = await user_store.get_user(conn, user_id=user["id"], lock=True)
+        if current is not None and not current["disabled"] and current["password_hash"] == stored:
+            scopes &= ROLE_SCOPES[current["role"]]
+            if not scopes:  # asked only for what a demotion just took away
+                raise OAuthError("invalid_scope", "The requested scope exceeds what is granted.")
+            if new_hash is not None:
+                await user_store.set_password_hash(conn, user_id=user["id"], password_hash=new_hash)
+            await sessions.create_session(
+                conn,
+                sid=sid,
+                user_id=user["id"],
+                scope=" ".join(sorted(scopes)),
+                ttl_seconds=svc.settings.refresh_token_ttl,
+            )
+            await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=sid)
+            await audit.record(conn, event="auth.login", actor=user["id"], target=sid, ip=ip)
+        else:
+            current = None
+    if current is None:
+        svc.metrics.logins.labels("failure").inc()
+        security_event("auth.login_failed", reason="disabled", principal=user["id"])
+        raise OAuthError("invalid_grant", "The username or password is incorrect.")
     access, claims = svc.tokens.issue(
         sub=user["id"], client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=sid
     )
@@ -109,15 +132,29 @@ async def password_grant(svc: Services, form: dict[str, str], ip: str) -> TokenO
     return _token_response(access, claims, refresh)
 
 
-async def refresh_grant(svc: Services, form: dict[str, str], ip: str) -> TokenOut:
+async def refresh_grant(
+    svc: Services, form: dict[str, str], authorization: str | None, ip: str
+) -> TokenOut:
     token = form.get("refresh_token", "")
     if not token:
         raise OAuthError("invalid_request", "refresh_token is required.")
+    client_id, secret, basic = _client_credentials(form, authorization)
+    if (client_id or secret or basic) and not (client_id == FIRST_PARTY_CLIENT and not secret):
+        # RFC 6749 §6: a client that authenticates must be the one the token was issued
+        # to. Every login session belongs to the first-party (public) client.
+        client = await _authenticate_client(svc, client_id, secret, basic, ip)
+        if client["client_id"] != FIRST_PARTY_CLIENT:
+            await svc.record_failure(ip, "invalid_refresh")
+            raise OAuthError("invalid_grant", "The refresh token was issued to another client.")
     refresh = new_opaque_token()
     async with svc.db.begin() as conn:
         outcome = await sessions.use_refresh_token(conn, token_hash=sha256(token))
         session = outcome.session
-        user = await user_store.get_user(conn, user_id=session["user_id"]) if session else None
+        user = (
+            await user_store.get_user(conn, user_id=session["user_id"], lock=True)
+            if session
+            else None
+        )
         if outcome.status == "reused" and session is not None:
             await revoke_session(svc, conn, session["sid"])
             await audit.record(
@@ -166,10 +203,10 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
     return form.get("client_id", ""), form.get("client_secret", ""), False
 
 
-async def client_credentials_grant(
-    svc: Services, form: dict[str, str], authorization: str | None, ip: str
-) -> TokenOut:
-    client_id, secret, basic = _client_credentials(form, authorization)
+async def _authenticate_client(
+    svc: Services, client_id: str, secret: str, basic: bool, ip: str
+) -> dict[str, Any]:
+    """The client these credentials authenticate, or invalid_client (RFC 6749 §5.2)."""
     client = None
     if client_id and len(client_id) <= 64:
         async with svc.db.read() as conn:
@@ -185,6 +222,14 @@ async def client_credentials_grant(
         raise OAuthError(
             "invalid_client", "Client authentication failed.", status=401 if basic else 400
         )
+    return client
+
+
+async def client_credentials_grant(
+    svc: Services, form: dict[str, str], authorization: str | None, ip: str
+) -> TokenOut:
+    client_id, secret, basic = _client_credentials(form, authorization)
+    client = await _authenticate_client(svc, client_id, secret, basic, ip)
     scopes = narrow_scope(form.get("scope"), frozenset(client["scopes"].split()))
     access, claims = svc.tokens.issue(
         sub=client["client_id"], client_id=client["client_id"], scopes=scopes, sid=None

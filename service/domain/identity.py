@@ -18,12 +18,10 @@ from ..security.passwords import password_problems
 from ..security.tokens import LEEWAY_SECONDS, TokenRejected
 from ..services import Services, now
 from ..store import audit, sessions
+from ..store import signals as signal_store
 from ..store import users as user_store
 
 FIRST_PARTY_CLIENT = "portcullis"
-# Per-account failed-login budget: beyond it the account answers 429 for a while,
-# whatever the password, so guessing one account from many addresses stalls too.
-ACCOUNT_FAILURES = (10, 900)
 DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
 
@@ -79,41 +77,71 @@ async def register(
 # Revocation -----------------------------------------------------------------------
 
 
-async def revoke_session(svc: Services, conn: Any, sid: str) -> None:
-    """Revoke a login session: its refresh tokens (DB) and its access tokens (sid)."""
-    await sessions.revoke_session(conn, sid=sid)
+async def revoke_session(svc: Services, conn: Any, sid: str) -> bool:
+    """Revoke a login session: its refresh tokens (DB) and its access tokens (sid).
+    False, and nothing written, when it was revoked already."""
+    if not await sessions.revoke_session(conn, sid=sid):
+        return False
     until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
     await svc.signal(conn, kind="sid", value=sid, until=until)
+    return True
 
 
-async def revoke(svc: Services, token: str, hint: str | None, ip: str) -> None:
-    """RFC 7009: possession of the token is enough; unknown tokens are not an error."""
-    if not token or len(token) > 4096:
-        return
-    if hint != "refresh_token" and token.count(".") == 2:
-        try:
-            principal = svc.tokens.verify(token)
-        except TokenRejected:
-            principal = None
-        if principal is not None:
-            async with svc.db.begin() as conn:
-                await svc.signal(
-                    conn, kind="jti", value=principal.jti, until=principal.exp + LEEWAY_SECONDS
-                )
-                await audit.record(
-                    conn, event="auth.revoked", actor=principal.sub, target="access_token", ip=ip
-                )
-            await svc.announce()
-            return
+async def _revoke_access_token(svc: Services, token: str, ip: str) -> bool:
+    """True when `token` is one of our live access tokens (revoked now or before)."""
+    if token.count(".") != 2:
+        return False
+    try:
+        principal = svc.tokens.verify(token)
+    except TokenRejected:
+        return False
+    if svc.denylist.is_revoked(principal):
+        return True  # known here already: nothing to write
+    async with svc.db.begin() as conn:
+        if principal.sid is not None:
+            # locks the session row, so two revocations of one token take turns
+            session = await sessions.get_session(conn, sid=principal.sid, lock=True)
+            if session is None or session["revoked_us"] is not None:
+                return True
+        if await signal_store.has_signal(conn, kind="jti", value=principal.jti):
+            return True
+        await svc.signal(
+            conn, kind="jti", value=principal.jti, until=principal.exp + LEEWAY_SECONDS
+        )
+        await audit.record(
+            conn, event="auth.revoked", actor=principal.sub, target="access_token", ip=ip
+        )
+    await svc.announce()
+    return True
+
+
+async def _revoke_refresh_token(svc: Services, token: str, ip: str) -> bool:
+    """True when `token` is one of our refresh tokens (its session revoked now or before)."""
     async with svc.db.begin() as conn:
         session = await sessions.find_refresh_session(conn, token_hash=sha256(token))
         if session is None:
-            return
-        await revoke_session(svc, conn, session["sid"])
+            return False
+        if not await revoke_session(svc, conn, session["sid"]):
+            return True
         await audit.record(
             conn, event="auth.revoked", actor=session["user_id"], target="refresh_token", ip=ip
         )
     await svc.announce()
+    return True
+
+
+async def revoke(svc: Services, token: str, hint: str | None, ip: str) -> None:
+    """RFC 7009: possession of the token is enough; unknown tokens are not an error.
+    The hint only orders the search (§2.1): every token type is tried. Revoking a
+    token again writes nothing."""
+    if not token or len(token) > 4096:
+        return
+    kinds = [_revoke_access_token, _revoke_refresh_token]
+    if hint == "refresh_token":
+        kinds.reverse()
+    for attempt in kinds:
+        if await attempt(svc, token, ip):
+            return
 
 
 # Administration -------------------------------------------------------------------
@@ -125,7 +153,9 @@ async def update_user(
     """Disable/enable or change role; either revokes the user's live sessions, so the
     change takes effect on the user's next request."""
     async with svc.db.begin() as conn:
-        before = await user_store.get_user(conn, user_id=user_id)
+        # Locked: a password login creating a session for this user waits for this
+        # change, or finishes first and has its session revoked below.
+        before = await user_store.get_user(conn, user_id=user_id, lock=True)
         if before is None:
             return None
         user = await user_store.update_user(conn, user_id=user_id, changes=changes)

@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from .common import Name, Out, Secret, StrictIn
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{3,32}$")]
+# Names that read as the service, its operators or an OAuth client id (`c_...`).
+RESERVED_USERNAMES = frozenset({"admin", "administrator", "root", "portcullis"})
+RESERVED_PREFIXES = ("c_",)
 Role = Literal["user", "admin"]
 Scope = Literal["notes:read", "notes:write", "admin"]
 ROLE_SCOPES: dict[str, frozenset[str]] = {
@@ -18,9 +21,23 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 ALL_SCOPES = ROLE_SCOPES["admin"]
 
 
+def username_problem(username: str) -> str | None:
+    if username in RESERVED_USERNAMES or username.startswith(RESERVED_PREFIXES):
+        return "this username is reserved"
+    return None
+
+
 class RegisterIn(StrictIn):
     username: Username
     password: Secret
+
+    @field_validator("username")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        problem = username_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class UserPublic(Out):

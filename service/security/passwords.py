@@ -19,6 +19,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 MIN_LENGTH, MAX_LENGTH = 12, 128
+# A password needs this many independent parts, where a repeated run (`aaaa`), a
+# sequence (`abcd`, `4321`) or a copy of an earlier stretch (`abcabc`) counts as one.
+MIN_PARTS = 8
 
 
 class PasswordService:
@@ -63,7 +66,8 @@ def common_passwords() -> frozenset[str]:
 
 
 def password_problems(password: str, username: str) -> list[str]:
-    """The policy of the contract: 12..128 characters, not common, not the username."""
+    """The policy of the contract: 12..128 characters, not common, not the username;
+    and not made of repeats and sequences."""
     problems = []
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         problems.append(f"must be {MIN_LENGTH} to {MAX_LENGTH} characters long")
@@ -74,4 +78,30 @@ def password_problems(password: str, username: str) -> list[str]:
         problems.append("must not be (or be built from) the username")
     if len(set(password)) < 4:
         problems.append("has too few distinct characters")
+    elif pattern_parts(password) < MIN_PARTS:
+        problems.append(
+            "is too repetitive or sequential (runs like 'aaaa', 'abcd', '4321' or "
+            "repeats like 'abcabc' count as one character)"
+        )
     return problems
+
+
+def pattern_parts(password: str) -> int:
+    """How many parts `password` is made of, reading left to right: each part is one
+    character, a run of 3+ characters stepping by -1, 0 or +1 (`aaa`, `abc`, `321`), or
+    a copy of 3+ characters seen before (`abcabc`)."""
+    text = password.lower()
+    size = len(text)
+    parts = i = 0
+    while i < size:
+        copy = 0  # the longest stretch from i that also starts somewhere before i
+        while i + copy < size and text.find(text[i : i + copy + 1], 0, i + copy) != -1:
+            copy += 1
+        run = 1
+        if i + 1 < size and ord(text[i + 1]) - ord(text[i]) in (-1, 0, 1):
+            step, run = ord(text[i + 1]) - ord(text[i]), 2
+            while i + run < size and ord(text[i + run]) - ord(text[i + run - 1]) == step:
+                run += 1
+        parts += 1
+        i += max(copy if copy >= 3 else 1, run if run >= 3 else 1)
+    return parts

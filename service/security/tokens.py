@@ -6,7 +6,8 @@ from the in-memory denylist. Authlib's validator is adapted so that it
 - requires `typ: at+jwt` (Authlib accepts a missing `typ`);
 - requires a `kid` naming one of our keys, and never takes a key from the token
   (`jku`, `x5u`, `jwk`, `x5c` are never consulted: the key set is ours);
-- checks `exp`/`nbf`/`iat` with a small leeway;
+- checks `exp`/`nbf`/`iat` with a small leeway, and refuses a lifetime (`exp - iat`)
+  longer than ours, so a validly signed token with a far `exp` is not accepted;
 - rejects oversized or malformed tokens before any cryptography.
 """
 
@@ -134,6 +135,9 @@ class TokenService:
             raise TokenRejected(jose_reason(exc)) from None
         except (ValueError, TypeError, KeyError):
             raise TokenRejected("malformed") from None
+        lifetime = claims["exp"] - claims["iat"]  # both numbers: checked by validate()
+        if lifetime > self.access_ttl + LEEWAY_SECONDS:
+            raise TokenRejected("invalid_claim")
         scope = claims.get("scope")
         sid = claims.get("sid")
         if not isinstance(scope, str) or (sid is not None and not isinstance(sid, str)):

@@ -88,14 +88,23 @@ async def find_refresh_session(conn: AsyncConnection, *, token_hash: str) -> dic
     return dict(row._mapping) if row else None
 
 
-async def revoke_session(conn: AsyncConnection, *, sid: str) -> dict[str, Any] | None:
-    await conn.execute(
+async def get_session(
+    conn: AsyncConnection, *, sid: str, lock: bool = False
+) -> dict[str, Any] | None:
+    """The session; with `lock`, its row stays locked until the transaction ends."""
+    query = select(login_sessions).where(login_sessions.c.sid == sid)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    return dict(row._mapping) if row else None
+
+
+async def revoke_session(conn: AsyncConnection, *, sid: str) -> bool:
+    """Revoke a live session; False when it is unknown or was revoked already."""
+    result = await conn.execute(
         update(login_sessions)
         .where(login_sessions.c.sid == sid, login_sessions.c.revoked_us.is_(None))
         .values(revoked_us=now_us())
     )
-    row = (await conn.execute(select(login_sessions).where(login_sessions.c.sid == sid))).first()
-    return dict(row._mapping) if row else None
+    return bool(result.rowcount == 1)
 
 
 async def revoke_user_sessions(conn: AsyncConnection, *, user_id: str) -> list[dict[str, Any]]:

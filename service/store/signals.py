@@ -43,6 +43,16 @@ async def add_signal(
     return int(key[0])
 
 
+async def has_signal(conn: AsyncConnection, *, kind: str, value: str) -> bool:
+    """Whether a live signal `kind`/`value` exists (a revocation is never written twice)."""
+    row = await conn.execute(
+        select(signals.c.id)
+        .where(signals.c.kind == kind, signals.c.value == value, signals.c.expires_us > now_us())
+        .limit(1)
+    )
+    return row.first() is not None
+
+
 async def signals_after(
     conn: AsyncConnection, *, after_id: int, also: Collection[int] = (), limit: int = 5000
 ) -> list[Signal]:

@@ -42,8 +42,13 @@ async def create_user(
     return values
 
 
-async def get_user(conn: AsyncConnection, *, user_id: str) -> dict[str, Any] | None:
-    row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+async def get_user(
+    conn: AsyncConnection, *, user_id: str, lock: bool = False
+) -> dict[str, Any] | None:
+    """The user; with `lock`, its row stays locked until the transaction ends
+    (PostgreSQL `FOR UPDATE`; SQLite's write transactions are serial anyway)."""
+    query = select(users).where(users.c.id == user_id)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
     return _user(row) if row else None
 
 

@@ -256,32 +256,6 @@ async def test_client_credentials_basic_and_body(client: httpx.AsyncClient, app:
     assert created.client_secret not in r.text
 
 
-async def test_account_lockout_survives_rotating_forwarded_headers(
-    client: httpx.AsyncClient,
-) -> None:
-    """Per-account failure budget; X-Forwarded-For from an untrusted peer is ignored,
-    so rotating it does not reset anything."""
-    await register(client, "ivan")
-    statuses = []
-    for i in range(12):
-        r = await client.post(
-            "/v1/auth/token",
-            data={"grant_type": "password", "username": "ivan", "password": f"wrong-password-{i}"},
-            headers={"X-Forwarded-For": f"10.0.0.{i}", "X-Real-IP": f"10.1.0.{i}"},
-        )
-        statuses.append(r.status_code)
-    assert statuses[:10] == [400] * 10
-    assert statuses[10:] == [429, 429]
-    # Even the right password is refused while the account is throttled.
-    r = await client.post(
-        "/v1/auth/token",
-        data={"grant_type": "password", "username": "ivan", "password": PASSWORD},
-    )
-    assert r.status_code == 429
-    assert r.headers["content-type"] == "application/problem+json"
-    assert len(r.headers.get_list("retry-after")) == 1
-
-
 async def test_token_endpoint_rate_limited_per_ip(settings_factory, backend: str) -> None:  # type: ignore[no-untyped-def]
     from service import create_app
     from tests.conftest import client_for
@@ -385,3 +359,85 @@ async def test_passwords_are_normalised_the_same_way_at_login(client: httpx.Asyn
     await register(client, "unicode", decomposed)
     assert (await login(client, "unicode", composed))["access_token"]
     assert (await login(client, "unicode", decomposed))["access_token"]
+
+
+async def test_reserved_usernames_are_refused(client: httpx.AsyncClient) -> None:
+    for name in ("admin", "root", "portcullis", "administrator", "c_abc123", "c_x"):
+        r = await client.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
+        assert r.status_code == 422, (name, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "reserved" in r.text
+    for name in ("admin1", "rooted", "c-3po", "abc_def"):  # look-alikes are fine
+        await register(client, name)
+
+
+async def test_repetitive_and_sequential_passwords_are_refused(client: httpx.AsyncClient) -> None:
+    for password in (
+        "abcdabcdabcd",
+        " " * 8 + "abcd",
+        "1234567890ab",
+        "abcabcabcabcXY",
+        "zyxwvutsrqpo",
+        "aaaaaaaaaaaabbbbbbbbbbbbcccc",
+    ):
+        r = await client.post("/v1/auth/register", json={"username": "patty", "password": password})
+        assert r.status_code == 422, (password, r.text)
+        messages = [e["msg"] for e in r.json()["errors"]]
+        assert any("repetitive or sequential" in m or "distinct" in m for m in messages), r.text
+    await register(client, "patty", "Tr0ub4dor&3-horse-staple")
+
+
+async def test_refresh_grant_checks_client_credentials(
+    client: httpx.AsyncClient, app: Quart
+) -> None:
+    """RFC 6749 §6: credentials sent with a refresh grant must authenticate and be the
+    client the token was issued to (every login session belongs to `portcullis`)."""
+    await register(client, "rita")
+    tokens = await login(client, "rita")
+    other = await identity.create_client(
+        svc_of(app), name="other", scopes=["notes:read"], actor=None, ip=None
+    )
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    good_basic = base64.b64encode(f"{other.client_id}:{other.client_secret}".encode()).decode()
+    bad_basic = base64.b64encode(f"{other.client_id}:wrong".encode()).decode()
+    r = await client.post(
+        "/v1/auth/token", data=refresh, headers={"Authorization": f"Basic {bad_basic}"}
+    )
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = await client.post(
+        "/v1/auth/token", data=refresh | {"client_id": other.client_id, "client_secret": "wrong"}
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_client"
+    r = await client.post(
+        "/v1/auth/token", data=refresh, headers={"Authorization": f"Basic {good_basic}"}
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    r = await client.post(
+        "/v1/auth/token",
+        data=refresh | {"client_id": other.client_id, "client_secret": other.client_secret},
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    r = await client.post(
+        "/v1/auth/token", data=refresh | {"client_id": "portcullis", "client_secret": "x"}
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_client"
+    # none of that spent the token; the first-party public client may name itself
+    r = await client.post("/v1/auth/token", data=refresh | {"client_id": "portcullis"})
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/v1/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_metadata_advertises_only_what_is_implemented(client: httpx.AsyncClient) -> None:
+    meta = (await client.get("/.well-known/oauth-authorization-server")).json()
+    # no client_secret_jwt / private_key_jwt: no client-authentication signing algorithms
+    assert not any(key.endswith("_signing_alg_values_supported") for key in meta), meta
+    assert set(meta["token_endpoint_auth_methods_supported"]) <= {
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    }
+    assert meta["revocation_endpoint_auth_methods_supported"] == ["none"]

@@ -261,3 +261,24 @@ async def test_rejection_reasons_are_stable_codes(app: Quart, user: str) -> None
         with pytest.raises(TokenRejected) as info:
             tokens.verify(token)
         assert info.value.reason == reason, (reason, info.value.reason)
+
+
+async def test_lifetime_longer_than_ours_is_refused(
+    app: Quart, client: httpx.AsyncClient, user: str
+) -> None:
+    """A validly signed token (our key, e.g. leaked signing access or a bug elsewhere)
+    cannot live longer than the access tokens we issue."""
+    now = int(time.time())
+    ttl = svc_of(app).settings.access_token_ttl
+    ours = sign(app, good_claims(app, user, iat=now, nbf=now, exp=now + ttl))
+    assert (await client.get("/v1/users/me", headers=bearer(ours))).status_code == 200
+    for changes in (
+        {"exp": now + 10 * 365 * 86400},
+        {"exp": now + ttl + 3600},
+        {"iat": now - 3600, "nbf": now - 3600, "exp": now + 300},  # backdated to stretch it
+    ):
+        token = sign(app, good_claims(app, user, **changes))
+        await assert_rejected(client, token)
+        with pytest.raises(TokenRejected) as info:
+            svc_of(app).tokens.verify(token)
+        assert info.value.reason == "invalid_claim"
