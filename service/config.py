@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     rate_limit_default: str = "1200/minute"
     rate_limit_token: str = "20/minute"  # noqa: S105 - a rate, not a secret
     rate_limit_register: str = "10/hour"
+    # Per client IP on GET /openapi.json (policy "openapi").
+    rate_limit_openapi: str = "60/minute"
+
+    @field_validator("rate_limit_openapi")
+    @classmethod
+    def _check_openapi_limit(cls, value: str) -> str:
+        parse_limits(value)
+        return value
+
     max_body_bytes: int = Field(default=65536, ge=1024, le=64 * 1024 * 1024)
     max_inflight: int = Field(default=512, ge=1, le=100000)
     inflight_wait_seconds: float = Field(default=1.0, ge=0, le=30)

@@ -18,6 +18,7 @@ from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
 from .body import json_body, query
+from .openapi import responds
 from .responses import no_content
 
 
@@ -139,6 +140,7 @@ def make_blueprint() -> Blueprint:
 
     @bp.delete("/blocks/<ip>")
     @require_scope("admin")
+    @responds(204, "The block is lifted.")
     async def lift_block(ip: str) -> Response:
         """Lift a block: 204, or 404 when that address is not blocked."""
         try:
