@@ -18,7 +18,7 @@ from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
 from .body import json_body, query
-from .openapi import responds
+from .documented import responds
 from .responses import no_content
 
 

@@ -17,7 +17,7 @@ from ..security.authn import public
 from ..security.ratelimit import named_limits
 from ..services import services
 from .body import form_body, json_body, read_form
-from .openapi import oauth_errors, problems
+from .documented import oauth_errors, problems
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

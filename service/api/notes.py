@@ -19,7 +19,7 @@ from ..services import Services, services
 from ..store import idempotency
 from ..store import notes as note_store
 from .body import json_body, query
-from .openapi import problems, request_headers, responds
+from .documented import problems, request_headers, responds
 from .responses import no_content
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")

@@ -1,9 +1,9 @@
-"""The OpenAPI document: quart-schema's, completed from each route's own declarations.
+"""The OpenAPI document: quart-schema's, completed from what each route declares.
 
-What a route already declares (its auth decision, its rate limits, its body, query and
-path parameters) decides its `security`, its problem+json error responses and its
-RateLimit headers here, so the document cannot drift from what is enforced. A route
-adds only what cannot be derived: `problems(409)`, `responds(204)`, `request_headers`.
+A route's auth decision, rate limits, body, query and path parameters decide its
+`security`, its problem+json error responses and its RateLimit headers here, so the
+document cannot drift from what is enforced; `documented.py` adds the rest. The document
+is built once and served as cached bytes with an ETag.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic.json_schema import models_json_schema
 from quart import Quart
@@ -30,9 +30,8 @@ from werkzeug.routing import Rule
 from ..guard import limits_for
 from ..models.docs import OAuthErrorOut, Problem
 from ..security.authn import AUTH_ATTRIBUTE
+from .documented import DOCS_ATTRIBUTE, REQUEST_HEADERS, RESPONSE_HEADERS, RouteDocs
 
-F = TypeVar("F", bound=Callable[..., Any])
-DOCS_ATTRIBUTE = "_portcullis_openapi"
 TOKEN_URL = "/v1/auth/token"  # noqa: S105 - a path, not a secret
 PROBES = frozenset({"/healthz", "/readyz"})  # never queued behind the in-flight cap
 SCOPE_TEXT = {
@@ -76,116 +75,11 @@ _SCHEME_TEXT = {
     "oauth2": "The token endpoint, as a client uses it (password or client credentials).",
 }
 
-_HEADER_TEXT = {
-    "ETag": "The note's version (strong entity tag); send it back in `If-Match`.",
-    "Location": "The URL of the created resource.",
-    "Idempotent-Replayed": "`true` when this is the stored answer to a retried request.",
-    "Retry-After": "Seconds to wait before retrying.",
-    "RateLimit": 'The policy closest to exhaustion: `"name";r=<remaining>;t=<reset seconds>`.',
-    "RateLimit-Policy": 'Every policy that applies: `"name";q=<quota>;w=<window seconds>`.',
-    "WWW-Authenticate": 'RFC 6750 challenge, e.g. `Bearer realm="portcullis", '
-    'error="invalid_token"`.',
-}
-_HEADER_SCHEMA: dict[str, dict[str, Any]] = {"Retry-After": {"type": "integer", "minimum": 1}}
-_PARAMETERS: dict[str, dict[str, Any]] = {
-    "If-Match": {
-        "description": "Apply only if the note still has this ETag (else 412); `*` for any.",
-        "schema": {"type": "string"},
-    },
-    "If-None-Match": {
-        "description": "304 when the note still has one of these ETags.",
-        "schema": {"type": "string"},
-    },
-    "Idempotency-Key": {
-        "description": "Retries with the same key and body get the first answer again "
-        "(kept 24 h per caller); the same key with another body gets 422.",
-        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-    },
-}
-_OAUTH_TEXT = {
-    400: "An RFC 6749 error: `invalid_request`, `invalid_grant`, `unsupported_grant_type`, "
-    "`invalid_scope`...",
-    401: "`invalid_client`: the client authentication failed.",
-}
-_VERBS = (
-    "get",
-    "list",
-    "create",
-    "patch",
-    "update",
-    "delete",
-    "register",
-    "issue",
-    "revoke",
-    "lift",
-)
+_VERBS = tuple("get list create patch update delete register issue revoke lift".split())
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _OAUTH_ERROR = {"$ref": "#/components/schemas/OAuthErrorOut"}
-
-
-# Route declarations ------------------------------------------------------------------
-
-
-@dataclass
-class RouteDocs:
-    problems: dict[int, str] = field(default_factory=dict)
-    oauth_errors: dict[int, str] = field(default_factory=dict)
-    responses: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
-    request_headers: tuple[str, ...] = ()
-
-
-def _docs(func: Callable[..., Any]) -> RouteDocs:
-    docs: RouteDocs | None = getattr(func, DOCS_ATTRIBUTE, None)
-    if docs is None:
-        docs = RouteDocs()
-        setattr(func, DOCS_ATTRIBUTE, docs)
-    return docs
-
-
-def problems(status: int, description: str) -> Callable[[F], F]:
-    """A problem+json answer the route gives beyond the derived ones (409, 412...)."""
-
-    def decorator(func: F) -> F:
-        _docs(func).problems[status] = description
-        return func
-
-    return decorator
-
-
-def oauth_errors(*statuses: int) -> Callable[[F], F]:
-    """RFC 6749 §5.2 error answers (the OAuth endpoints only)."""
-
-    def decorator(func: F) -> F:
-        for status in statuses:
-            _docs(func).oauth_errors[status] = _OAUTH_TEXT[status]
-        return func
-
-    return decorator
-
-
-def responds(
-    status: int, description: str = "", *, headers: Iterable[str] = ()
-) -> Callable[[F], F]:
-    """Describe an answer: its headers, or that it has no body (204, 304)."""
-
-    def decorator(func: F) -> F:
-        _docs(func).responses[status] = (description, tuple(headers))
-        return func
-
-    return decorator
-
-
-def request_headers(*names: str) -> Callable[[F], F]:
-    """Request headers the route reads (If-Match, If-None-Match, Idempotency-Key)."""
-
-    def decorator(func: F) -> F:
-        _docs(func).request_headers = tuple(names)
-        return func
-
-    return decorator
-
-
-# The provider ------------------------------------------------------------------------
+_STR: dict[str, Any] = {"type": "string"}
+_HEADER_SCHEMA: dict[str, dict[str, Any]] = {"Retry-After": {"type": "integer", "minimum": 1}}
 
 
 def _component(name: str) -> str:
@@ -212,11 +106,11 @@ class PortcullisOpenAPI(OpenAPIProvider):
         components["schemas"].update(defs["$defs"])
         components["headers"] = {
             _component(name): {"description": text, "schema": _HEADER_SCHEMA.get(name, _STR)}
-            for name, text in _HEADER_TEXT.items()
+            for name, text in RESPONSE_HEADERS.items()
         }
         components["parameters"] = {
             _component(name): {"name": name, "in": "header", "required": False, **spec}
-            for name, spec in _PARAMETERS.items()
+            for name, spec in REQUEST_HEADERS.items()
         }
         _lift_models(schema)
         seen: dict[str, str] = {}
@@ -324,12 +218,7 @@ class PortcullisOpenAPI(OpenAPIProvider):
         return {status: " ".join(texts) for status, texts in sorted(causes.items())}
 
 
-_STR: dict[str, Any] = {"type": "string"}
-
-
 def _ref(header: str) -> dict[str, str]:
-    if header not in _HEADER_TEXT:
-        raise KeyError(f"undocumented header {header}")
     return {"$ref": f"#/components/headers/{_component(header)}"}
 
 

@@ -302,3 +302,13 @@ async def test_a_generated_client_has_typed_responses(
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("portcullis_client")]:
             del sys.modules[name]
+
+
+def test_a_header_must_come_from_the_shared_list() -> None:
+    """A typo in a route's header name fails at import, not silently in the document."""
+    from service.api.documented import request_headers, responds
+
+    with pytest.raises(KeyError, match="X-Etag"):
+        responds(200, headers=("X-Etag",))
+    with pytest.raises(KeyError, match="If-Matches"):
+        request_headers("If-Matches")
