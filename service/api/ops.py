@@ -19,7 +19,7 @@ from ..security.headers import DOCS_CSP
 from ..security.keys import ALGORITHMS
 from ..security.ratelimit import named_limits
 from ..services import services
-from .openapi import Document, build_document
+from .openapi import DocumentCache
 from .responses import no_content
 
 DOCS_HTML = """<!doctype html>
@@ -43,11 +43,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     metrics_allow = tuple(settings.metrics_allow)
     docs_dir = Path(swagger_ui_path)
     docs_files = {name: (docs_dir / name).read_bytes() for name in _DOCS_FILES}  # start-up I/O
-    document: list[Document] = []  # built once, when the app starts serving
-
-    @bp.before_app_serving
-    async def build_openapi() -> None:
-        document[:] = [build_document(current_app)]
+    openapi_document = DocumentCache()
 
     @bp.get("/healthz")
     @rate_exempt
@@ -121,9 +117,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @hide
     async def openapi() -> Response:
         """The OpenAPI 3.1 document of every route (cached bytes, with an ETag)."""
-        if not document:  # an app used without its serving hooks
-            document[:] = [build_document(current_app)]
-        doc = document[0]
+        doc = await openapi_document.get(current_app._get_current_object())  # type: ignore[attr-defined]
         if request.if_none_match.contains_weak(doc.etag.strip('"')):
             response = no_content(304)
         else:
