@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         scalar_ui_path=None,
         swagger_ui_path=None,
         info={"title": "Portcullis", "version": "0.1.0", "description": openapi.DESCRIPTION},
-        tags=openapi.TAGS,  # type: ignore[arg-type]
+        tags=openapi.TAGS,
         security_schemes=openapi.SECURITY_SCHEMES,
         security=[{"bearer": []}],
         openapi_provider_class=openapi.PortcullisOpenAPI,

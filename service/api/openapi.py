@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 from quart import Quart
-from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, OpenAPIProvider
+from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, OpenAPIProvider, Tag
 from quart_schema.validation import (
     QUART_SCHEMA_QUERYSTRING_ATTRIBUTE,
     QUART_SCHEMA_REQUEST_ATTRIBUTE,
@@ -49,7 +49,7 @@ Errors are RFC 9457 problem details (`application/problem+json`, schema `Problem
 the RFC 6749 errors of the OAuth endpoints. Rate-limited routes send the IETF `RateLimit`
 and `RateLimit-Policy` fields; a 429 or 503 carries `Retry-After`.
 """
-TAGS = [
+TAGS: list[Tag | dict[Any, Any]] = [
     {"name": "auth", "description": "Registration, the OAuth 2 token endpoint, revocation."},
     {"name": "users", "description": "The caller's own profile."},
     {"name": "notes", "description": "The caller's notes (`notes:read`, `notes:write`)."},
