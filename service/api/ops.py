@@ -19,6 +19,7 @@ from ..security.headers import DOCS_CSP
 from ..security.keys import ALGORITHMS
 from ..security.ratelimit import named_limits
 from ..services import services
+from .documented import responds
 from .openapi import DocumentCache
 from .responses import no_content
 
@@ -60,6 +61,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @operation_id("getReadiness")
     @document_response(Readiness)
     @document_response(Readiness, 503)
+    @responds(503, headers=("Retry-After",))
     async def readyz() -> tuple[dict[str, object], int, dict[str, str]]:
         """Readiness: database and Redis reachable (503 naming the failing check)."""
         state = await services().check_ready()
