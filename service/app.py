@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import guard
-from .api import admin, auth, notes, ops, users
+from .api import admin, auth, notes, openapi, ops, users
 from .api.responses import install_fast_responses
 from .config import Settings
 from .datadir import secure_data_dir
@@ -56,9 +56,11 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         redoc_ui_path=None,
         scalar_ui_path=None,
         swagger_ui_path=None,
-        info={"title": "Portcullis", "version": "0.1.0"},
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        info={"title": "Portcullis", "version": "0.1.0", "description": openapi.DESCRIPTION},
+        tags=openapi.TAGS,
+        security_schemes=openapi.SECURITY_SCHEMES,
         security=[{"bearer": []}],
+        openapi_provider_class=openapi.PortcullisOpenAPI,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_fast_responses(app)

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     rate_limit_register: str = "10/hour"
     # Failed passwords: per (account, client address) budget ; account-wide ceiling.
     rate_limit_login: str = "5/minute;100/hour"
+    # Per client IP on GET /openapi.json (policy "openapi").
+    rate_limit_openapi: str = "60/minute"
     max_body_bytes: int = Field(default=65536, ge=1024, le=64 * 1024 * 1024)
     max_inflight: int = Field(default=512, ge=1, le=100000)
     inflight_wait_seconds: float = Field(default=1.0, ge=0, le=30)
@@ -167,7 +169,13 @@ class Settings(BaseSettings):
     def _header_name(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("rate_limit_default", "rate_limit_token", "rate_limit_register", "block_after")
+    @field_validator(
+        "rate_limit_default",
+        "rate_limit_token",
+        "rate_limit_register",
+        "rate_limit_openapi",
+        "block_after",
+    )
     @classmethod
     def _check_limits(cls, value: str) -> str:
         parse_limits(value)

@@ -17,6 +17,7 @@ from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
 from .body import cursor_after, json_body, query
+from .documented import responds
 from .responses import no_content
 
 
@@ -128,6 +129,7 @@ def make_blueprint() -> Blueprint:
     @bp.delete("/blocks/<ip>")
     @bp.delete("/blocks/<ip>/<prefix>")
     @require_scope("admin")
+    @responds(204, "The block is lifted.")
     async def lift_block(ip: str, prefix: str | None = None) -> Response:
         """Lift a block: 204, or 404 when that address is not blocked. IPv6 clients are
         blocked by prefix: name it as listed (`2001:db8:1:2::/64`) or by any address in it."""

@@ -6,16 +6,18 @@ from typing import Any
 
 from quart import Blueprint, g, request
 from quart_rate_limiter import rate_limit
-from quart_schema import validate_response
+from quart_schema import document_response, operation_id, validate_response
 
 from ..config import Settings
 from ..domain import grants, identity
 from ..errors import OAuthError
+from ..models.docs import Revoked
 from ..models.users import RegisterIn, RevokeForm, TokenForm, TokenOut, UserPublic
 from ..security.authn import public
 from ..security.ratelimit import Decision, named_limits
 from ..services import services
 from .body import form_body, json_body, read_form
+from .documented import oauth_errors, problems
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -39,6 +41,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @public
     @json_body(RegisterIn)
     @validate_response(UserPublic, 201)
+    @operation_id("registerUser")
+    @problems(409, "The username is taken.")
     async def register(data: RegisterIn) -> tuple[UserPublic, int]:
         """Create a user account (role `user`)."""
         user = await identity.register(
@@ -50,6 +54,9 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @rate_limit(limits=named_limits("token", settings.limits("token"), "ip"))
     @public
     @form_body(TokenForm)
+    @document_response(TokenOut)
+    @operation_id("issueToken")
+    @oauth_errors(400, 401)
     async def token() -> tuple[dict[str, Any], int, dict[str, str]]:
         """RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`."""
         form = await read_form()
@@ -74,6 +81,9 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @bp.post("/revoke")
     @public
     @form_body(RevokeForm)
+    @document_response(Revoked)
+    @operation_id("revokeToken")
+    @oauth_errors(400)
     async def revoke() -> tuple[dict[str, Any], int, dict[str, str]]:
         """RFC 7009 revocation: possession of the token is enough; always 200."""
         form = await read_form()

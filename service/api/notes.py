@@ -19,6 +19,7 @@ from ..services import Services, services
 from ..store import idempotency
 from ..store import notes as note_store
 from .body import cursor_after, json_body, query
+from .documented import problems, request_headers, responds
 from .responses import no_content
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -126,6 +127,8 @@ def make_blueprint() -> Blueprint:
     @require_scope("notes:write")
     @json_body(NoteCreate)
     @validate_response(NotePublic, 201)
+    @request_headers("Idempotency-Key")
+    @responds(201, headers=("Location", "ETag", "Idempotent-Replayed"))
     async def create_note(data: NoteCreate) -> Created:
         """Create a note. With `Idempotency-Key`, a retry returns the first response."""
         owner = current_principal().sub
@@ -163,6 +166,9 @@ def make_blueprint() -> Blueprint:
     @bp.get("/<note_id>")
     @require_scope("notes:read")
     @validate_response(NotePublic)
+    @request_headers("If-None-Match")
+    @responds(200, headers=("ETag",))
+    @responds(304, "Not modified: the note still has that ETag.", headers=("ETag",))
     async def get_note(note_id: str) -> tuple[NotePublic | Response, int, dict[str, str]]:
         """One note, with its `ETag`; `If-None-Match` with the current ETag → 304."""
         async with services().db.read() as conn:
@@ -181,6 +187,9 @@ def make_blueprint() -> Blueprint:
     @require_scope("notes:write")
     @json_body(NoteUpdate)
     @validate_response(NotePublic)
+    @request_headers("If-Match")
+    @responds(200, headers=("ETag",))
+    @problems(412, "`If-Match` names another version of the note.")
     async def patch_note(note_id: str, data: NoteUpdate) -> tuple[NotePublic, int, dict[str, str]]:
         """Partial update. `If-Match` with a stale ETag → 412; concurrent updates are
         applied one after the other, never lost."""
@@ -205,6 +214,9 @@ def make_blueprint() -> Blueprint:
 
     @bp.delete("/<note_id>")
     @require_scope("notes:write")
+    @request_headers("If-Match")
+    @responds(204, "Deleted.")
+    @problems(412, "`If-Match` names another version of the note.")
     async def delete_note(note_id: str) -> Response:
         """Delete a note (`If-Match` honoured)."""
         ident, owner, wanted = _note_id(note_id), current_principal().sub, _if_match()

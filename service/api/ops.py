@@ -7,26 +7,33 @@ from pathlib import Path
 from typing import Any
 
 from quart import Blueprint, Response, current_app, request
-from quart_rate_limiter import rate_exempt
-from quart_schema import hide
+from quart_rate_limiter import rate_exempt, rate_limit
+from quart_schema import document_response, hide, operation_id
 from swagger_ui_bundle import swagger_ui_path
 
-from ..config import Settings
+from ..config import Settings, parse_limits
 from ..errors import NotFound
+from ..models.docs import Health, JWKSet, Readiness
 from ..security.authn import public
 from ..security.headers import DOCS_CSP
+from ..security.ratelimit import named_limits
 from ..services import services
+from .documented import responds
+from .openapi import DocumentCache
+from .responses import no_content
 
 DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Portcullis API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
 <script src="/docs/init.js"></script></body></html>
 """
+# Swagger UI 5 (it reads OpenAPI 3.1). No validator badge: it would call an outside host.
 DOCS_INIT = (
     'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", '
-    "deepLinking: true});\n"
+    "deepLinking: true, validatorUrl: null, tryItOutEnabled: true});\n"
 )
 _DOCS_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}
 
@@ -36,10 +43,13 @@ def make_blueprint(settings: Settings) -> Blueprint:
     metrics_allow = tuple(settings.metrics_allow)
     docs_dir = Path(swagger_ui_path)
     docs_files = {name: (docs_dir / name).read_bytes() for name in _DOCS_FILES}  # start-up I/O
+    openapi_document = DocumentCache()
 
     @bp.get("/healthz")
     @rate_exempt
     @public
+    @operation_id("getHealth")
+    @document_response(Health)
     async def healthz() -> dict[str, str]:
         """Liveness: 200 while the process serves."""
         return {"status": "ok"}
@@ -47,6 +57,10 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @bp.get("/readyz")
     @rate_exempt
     @public
+    @operation_id("getReadiness")
+    @document_response(Readiness)
+    @document_response(Readiness, 503)
+    @responds(503, headers=("Retry-After",))
     async def readyz() -> tuple[dict[str, object], int, dict[str, str]]:
         """Readiness: 503 only when this replica cannot serve (database down, or draining
         after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
@@ -85,6 +99,8 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @bp.get("/.well-known/jwks.json")
     @rate_exempt
     @public
+    @operation_id("getJwks")
+    @document_response(JWKSet)
     async def jwks() -> tuple[dict[str, Any], int, dict[str, str]]:
         """Public signing keys (RFC 7517 JWK Set)."""
         return services().keys.ring.public_jwks, 200, {"Cache-Control": "public, max-age=300"}
@@ -115,13 +131,19 @@ def make_blueprint(settings: Settings) -> Blueprint:
         }
 
     @bp.get("/openapi.json")
-    @rate_exempt
+    @rate_limit(limits=named_limits("openapi", parse_limits(settings.rate_limit_openapi), "ip"))
     @public
     @hide
-    async def openapi() -> dict[str, Any]:
-        """The OpenAPI 3 document of every route."""
-        schema: dict[str, Any] = current_app.extensions["QUART_SCHEMA"].openapi_provider.schema()
-        return schema
+    async def openapi() -> Response:
+        """The OpenAPI 3.1 document of every route (cached bytes, with an ETag)."""
+        doc = await openapi_document.get(current_app._get_current_object())  # type: ignore[attr-defined]
+        if request.if_none_match.contains_weak(doc.etag.strip('"')):
+            response = no_content(304)
+        else:
+            response = Response(doc.body, content_type="application/json")
+        response.headers["ETag"] = doc.etag
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
     @bp.get("/docs")
     @rate_exempt

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint
+from quart_schema import document_response
 
 from ..domain import identity
 from ..errors import Unauthorized
+from ..models.docs import Me
 from ..models.users import ClientPublic, ExternalPublic
 from ..security.authn import current_principal, require_token
 from ..services import services
@@ -19,6 +21,7 @@ def make_blueprint() -> Blueprint:
 
     @bp.get("/me")
     @require_token
+    @document_response(Me)
     async def me() -> dict[str, Any]:
         """The caller's profile; for a client token, the client."""
         principal = current_principal()
