@@ -127,14 +127,24 @@ def make_blueprint() -> Blueprint:
         )
 
     @bp.delete("/blocks/<ip>")
+    @require_scope("admin")
+    @responds(204, "The block is lifted.")
+    async def lift_block(ip: str) -> Response:
+        """Lift a block: 204, or 404 when that address is not blocked. An IPv6 address
+        lifts the block of its prefix."""
+        return await _lift(ip)
+
     @bp.delete("/blocks/<ip>/<prefix>")
     @require_scope("admin")
     @responds(204, "The block is lifted.")
-    async def lift_block(ip: str, prefix: str | None = None) -> Response:
-        """Lift a block: 204, or 404 when that address is not blocked. IPv6 clients are
-        blocked by prefix: name it as listed (`2001:db8:1:2::/64`) or by any address in it."""
+    async def lift_prefix_block(ip: str, prefix: str) -> Response:
+        """Lift the block of an IPv6 prefix as the blocks list names it
+        (`2001:db8:1:2::/64`): 204, or 404 when it is not blocked."""
+        return await _lift(f"{ip}/{prefix}")
+
+    async def _lift(name: str) -> Response:
         svc = services()
-        address = block_key(ip if prefix is None else f"{ip}/{prefix}", svc.settings.ipv6_prefix)
+        address = block_key(name, svc.settings.ipv6_prefix)
         if address is None:
             raise NotFound()
         async with svc.db.begin() as conn:
