@@ -26,6 +26,8 @@ from tools import lockfile
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+MAKE = shutil.which("make")
+needs_make = pytest.mark.skipif(MAKE is None, reason="make is not installed")
 
 
 def documented_settings() -> dict[str, tuple[str, str]]:
@@ -213,7 +215,7 @@ def test_dockerfile_installs_from_the_lock_keeps_state_and_checks_health() -> No
 def make(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": path or os.environ.get("PATH", "/usr/bin:/bin")}
     return subprocess.run(
-        ["make", "-f", str(ROOT / "Makefile"), *args],
+        [str(MAKE), "-f", str(ROOT / "Makefile"), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -223,7 +225,7 @@ def make(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@needs_make
 def test_make_run_takes_host_and_port() -> None:
     result = make("-n", "run", "HOST=0.0.0.0", "PORT=9443", "HTTP_PORT=9080")
     assert result.returncode == 0, result.stderr
@@ -234,7 +236,7 @@ def test_make_run_takes_host_and_port() -> None:
     assert "--bind 127.0.0.1:8443 --insecure-bind 127.0.0.1:8080" in " ".join(default.split())
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@needs_make
 def test_python_probe_is_silent_with_a_pyenv_shim_of_a_missing_version(tmp_path: Path) -> None:
     shims = tmp_path / "shims"
     shims.mkdir()
@@ -249,7 +251,7 @@ def test_python_probe_is_silent_with_a_pyenv_shim_of_a_missing_version(tmp_path:
     workdir.mkdir()
     env = {**os.environ, "PATH": f"{shims}:/usr/bin:/bin"}
     result = subprocess.run(
-        ["make", "-n", "-f", str(ROOT / "Makefile"), ".venv/bin/python"],
+        [str(MAKE), "-n", "-f", str(ROOT / "Makefile"), ".venv/bin/python"],
         cwd=workdir,
         env=env,
         capture_output=True,
