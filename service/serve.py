@@ -61,8 +61,6 @@ def _recording(join: Callable[[list[Any]], int], failures: list[int]) -> Callabl
 
 def main(argv: list[str]) -> int:
     """Run Hypercorn's CLI with `argv` (Hypercorn's options) for this service's app."""
-    load_settings_or_exit()
-
     import hypercorn.__main__ as hypercorn_cli
     import hypercorn.run as hypercorn_run
 
@@ -70,7 +68,8 @@ def main(argv: list[str]) -> int:
     failures: list[int] = []
     hypercorn_run._join_exited = _recording(hypercorn_run._join_exited, failures)
 
-    def checked_run(config: Any) -> int:
+    def checked_run(config: Any) -> int:  # after Hypercorn parsed its options
+        load_settings_or_exit()
         problem = tls_problem(config)
         if problem is not None:
             return fail(problem, 2)
