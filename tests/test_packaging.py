@@ -62,7 +62,7 @@ def test_every_setting_is_documented_with_its_default() -> None:
     for name, info in fields.items():
         default_cell, meaning = rows[name]
         assert meaning.strip(), f"{name} has no meaning"
-        expected = rendered_default(info.default)
+        expected = rendered_default(info.get_default(call_default_factory=True))
         if expected is None:
             assert default_cell.startswith("unset"), name
         else:
