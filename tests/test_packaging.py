@@ -124,8 +124,8 @@ def test_lock_pins_respect_the_security_floors_on_every_python() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
     # the last release with a known advisory (see pyproject.toml) is refused
-    vulnerable = {"authlib": "1.6.8", "h11": "0.15.0", "h2": "4.2.0", "cryptography": "42.0.3"}
-    for name, version in vulnerable.items():
+    vulnerable = {"authlib": "1.6.11", "h11": "0.15.0", "h2": "4.2.0", "cryptography": "42.0.3"}
+    for name, version in [*vulnerable.items(), ("authlib", "1.7.0"), ("cryptography", "44.0.0")]:
         assert not requirements[name].specifier.contains(version), (name, version)
     assert requirements["quart"].specifier.contains("0.23.1")  # the current release
     pins = locked(ROOT / "requirements.lock")
