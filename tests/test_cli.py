@@ -132,6 +132,7 @@ def test_every_production_problem_is_reported_at_once(tmp_path: Path) -> None:
         PORTCULLIS_ISSUER="http://api.example.com",
         PORTCULLIS_CORS_ORIGINS="*",
         PORTCULLIS_CORS_CREDENTIALS="true",
+        PORTCULLIS_CERTFILE=str(tmp_path / "real.pem"),
     )
     assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
     named = [line.split(": ")[2] for line in r.stderr.splitlines()]
