@@ -237,6 +237,27 @@ def test_make_run_takes_host_and_port() -> None:
 
 
 @needs_make
+def test_make_run_fails_loudly_on_bad_configuration(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PORTCULLIS_DATA_DIR": str(tmp_path),
+        "PORTCULLIS_LOG_LEVEL": "chatty",
+    }
+    result = subprocess.run(
+        [str(MAKE), "-o", ".venv/.run-installed", "-o", "certs/server.pem", "run", "PORT=1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "portcullis: invalid configuration: PORTCULLIS_LOG_LEVEL: " in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@needs_make
 def test_python_probe_is_silent_with_a_pyenv_shim_of_a_missing_version(tmp_path: Path) -> None:
     shims = tmp_path / "shims"
     shims.mkdir()
