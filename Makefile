@@ -1,37 +1,51 @@
 # Portcullis — every target works on a fresh machine with only Python 3.11+.
+# The first Python 3.11+ on PATH; a pyenv shim whose version is not installed fails quietly.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	command -v $$p >/dev/null 2>&1 \
+	&& $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
 	&& { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run HOST=0.0.0.0 PORT=9443 HTTP_PORT=9080` (an IPv6 host goes in brackets: HOST=[::]).
+HOST ?= 127.0.0.1
+PORT ?= 8443
+HTTP_PORT ?= 8080
+# `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed release.
+LOCK_FLAGS ?=
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet --custom-compile-command 'make lock' $(LOCK_FLAGS)
 export PORTCULLIS_DATA_DIR ?= var
 
-.PHONY: run test lint certs bench migrate fmt clean
+.PHONY: run test lint certs bench migrate fmt clean lock lock-check audit
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+# Installs the exact, hash-checked set in the lock files; then the project itself.
+$(VENV)/.run-installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.dev-installed: pyproject.toml requirements-dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@ $(VENV)/.run-installed
 
 certs/server.pem certs/server-key.pem:
 	$(MAKE) certs
 
 certs: $(VENV)/.run-installed
-	$(BIN)/python -m service certs --dir certs
+	$(BIN)/portcullis certs --dir certs
 
 migrate: $(VENV)/.run-installed
-	$(BIN)/python -m service migrate
+	$(BIN)/portcullis migrate
 
 run: $(VENV)/.run-installed certs/server.pem migrate
-	$(BIN)/hypercorn --config hypercorn.toml service.asgi:app
+	$(BIN)/portcullis serve --config hypercorn.toml \
+		--bind $(HOST):$(PORT) --insecure-bind $(HOST):$(HTTP_PORT)
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
@@ -44,6 +58,20 @@ lint: $(VENV)/.dev-installed
 fmt: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Re-lock after changing dependencies in pyproject.toml (keeps the other pins).
+lock: $(VENV)/.dev-installed
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -o requirements-dev.lock
+	$(BIN)/python -m tools.lockfile stamp
+
+lock-check: | $(BIN)/python
+	$(BIN)/python -m tools.lockfile check
+
+# Known advisories in the locked set (skipped, saying so, when the advisory service is
+# unreachable).
+audit: $(VENV)/.dev-installed
+	$(BIN)/python -m tools.audit
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench

@@ -1,4 +1,5 @@
-"""Command line: migrate, create-user, create-client, keys rotate, check-config, certs."""
+"""Command line (`portcullis`, or `python -m service`): serve, migrate, create-user,
+create-client, keys rotate, check-config, certs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,19 @@ import re
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from .cli_support import fail, load_settings_or_exit
 from .config import Settings
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("portcullis")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def _out(payload: object) -> None:
@@ -65,14 +77,26 @@ async def _create_client(settings: Settings, name: str, scope: str) -> int:
     from .domain import identity
     from .errors import ValidationFailed
     from .metrics import Metrics
-    from .models.users import ClientCreate
+    from .models.users import ALL_SCOPES, ClientCreate
     from .services import Services
     from .store.migrations import migrate
 
+    scopes = scope.split()
+    unknown = [s for s in scopes if s not in ALL_SCOPES]
+    if unknown or not scopes:
+        given = f"unknown scope {', '.join(map(repr, unknown))}" if unknown else "no scope given"
+        return fail(f"invalid --scope: {given}; allowed: {', '.join(sorted(ALL_SCOPES))}")
     try:
-        data = ClientCreate(name=name, scopes=scope.split())  # type: ignore[arg-type]
-    except ValueError as exc:
-        return fail(f"invalid client: {str(exc).splitlines()[0]}")
+        data = ClientCreate(name=name, scopes=scopes)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        return fail(
+            "invalid client: "
+            + "; ".join(
+                f"{'name' if e['loc'][0] == 'name' else '--scope'}: "
+                + str(e["msg"]).removeprefix("Value error, ")
+                for e in exc.errors(include_url=False)
+            )
+        )
     svc = Services(settings, Metrics())
     try:
         await migrate(svc.db)
@@ -89,8 +113,19 @@ async def _create_client(settings: Settings, name: str, scope: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["serve"]:  # every further option is Hypercorn's
+        from .serve import main as serve
+
+        return serve(args_in[1:])
+    parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"portcullis {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "serve",
+        help="run the service under Hypercorn: portcullis serve --config hypercorn.toml "
+        "[Hypercorn options]",
+    )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     user = sub.add_parser("create-user", help="create a user (password on stdin)")
     user.add_argument("name")
@@ -110,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate and print the configuration")
     certs = sub.add_parser("certs", help="create the development CA and certificate")
     certs.add_argument("--dir", default="certs")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
 
     if args.command == "certs":
         from .devcerts import make_dev_certs

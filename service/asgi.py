@@ -1,4 +1,6 @@
-"""Hypercorn's target: `hypercorn --config hypercorn.toml service.asgi:app`."""
+"""Hypercorn's target: `portcullis serve --config hypercorn.toml` (or plain
+`hypercorn --config hypercorn.toml service.asgi:app`, which does not exit non-zero when a
+worker fails at start-up: see service/serve.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from .server_fixes import install as install_server_fixes
 
 install_server_fixes()  # before Hypercorn builds its TLS context and serves
 
-settings = load_settings_or_exit()
+settings = load_settings_or_exit(startup=True)
 prepare_multiprocess_dir(settings.data_dir)
 
 from .app import create_app  # noqa: E402

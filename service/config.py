@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .redisclient import check_url
@@ -79,7 +79,6 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     redis_url: SecretStr | None = None
     signing_keys_file: Path | None = None
-    signing_alg: Literal["EdDSA", "ES256"] = "EdDSA"
     issuer: str = DEFAULT_ISSUER
     audience: str = "portcullis"
     access_token_ttl: int = Field(default=600, ge=30, le=86400)
@@ -110,7 +109,7 @@ class Settings(BaseSettings):
     block_exempt: Annotated[list[Network], NoDecode] = []
     # Rotation and shutdown for several replicas behind a balancer.
     key_activation_seconds: int = Field(default=600, ge=0, le=7 * 86400)
-    drain_seconds: float = Field(default=5.0, ge=0, le=300)
+    drain_seconds: float = Field(default=5, ge=0, le=300)
     migrate_on_start: bool = True  # off: a migration job upgrades; replicas only check
     trusted_issuers: Path | None = None  # JSON file of external token issuers
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -119,6 +118,14 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19456, ge=19456)
     argon2_time_cost: int = Field(default=2, ge=2)
     argon2_parallelism: int = Field(default=1, ge=1)
+
+    @field_validator("env", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
+        """`LOG_LEVEL=info` and `ENV=Production` mean what they say."""
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -206,29 +213,38 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
+        """Every unsafe combination at once, one line each, naming the variable to change."""
+        problems: list[str] = []
         if "*" in self.cors_origins and self.cors_credentials:
-            raise ValueError("CORS origin '*' with credentials is refused")
+            problems.append(
+                "PORTCULLIS_CORS_CREDENTIALS: credentials with the origin '*' are refused"
+            )
         if self.env == "production":
             if self.debug:
-                raise ValueError("debug must be off in production")
+                problems.append("PORTCULLIS_DEBUG: must be off in production")
             if self.issuer == DEFAULT_ISSUER:
-                raise ValueError("set PORTCULLIS_ISSUER to the public URL in production")
-            if not self.issuer.startswith("https://"):
-                raise ValueError("issuer must be https in production")
+                problems.append("PORTCULLIS_ISSUER: set it to the public URL in production")
+            elif not self.issuer.startswith("https://"):
+                problems.append("PORTCULLIS_ISSUER: must be an https URL in production")
             if "*" in self.cors_origins:
-                raise ValueError("CORS origin '*' is refused in production")
+                problems.append("PORTCULLIS_CORS_ORIGINS: '*' is refused in production")
             if _is_dev_certificate(self.certfile):
-                raise ValueError(f"{self.certfile} is the development certificate")
+                problems.append(
+                    f"PORTCULLIS_CERTFILE: {self.certfile} is the development certificate; "
+                    "serve a real one and name it here"
+                )
             if self.database_dsn.startswith("postgresql") and not os.access(
                 self.keys_file, os.R_OK
             ):
                 # Replicas sharing a database must share keys; each generating its own
                 # would make tokens fail across replicas.
-                raise ValueError(
+                problems.append(
                     f"PORTCULLIS_SIGNING_KEYS_FILE: {self.keys_file} is missing or unreadable; "
                     "replicas sharing PostgreSQL must all load one key file (create it once "
-                    "with `python -m service keys rotate --activate-now` and mount it)"
+                    "with `portcullis keys rotate --activate-now` and mount it)"
                 )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     # Derived values ---------------------------------------------------------
@@ -258,9 +274,14 @@ class Settings(BaseSettings):
         return parse_limits(text)
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as JSON-able values, secrets (and URL passwords) hidden."""
+        """The settings in effect as JSON-able values, secrets (and URL passwords) hidden:
+        the database and key file actually used, not the unset variables that default them."""
+        effective = self.model_dump() | {
+            "database_url": SecretStr(self.database_dsn),
+            "signing_keys_file": self.keys_file,
+        }
         out: dict[str, Any] = {}
-        for name, value in self.model_dump().items():
+        for name, value in effective.items():
             if isinstance(value, SecretStr):
                 out[name] = _redact_url(value.get_secret_value())
             elif isinstance(value, list):

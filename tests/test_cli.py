@@ -52,7 +52,7 @@ def test_create_client_secret_works_once_shown(tmp_path: Path) -> None:
     created = json.loads(r.stdout)
     assert set(created) == {"client_id", "client_secret"}
     bad = cli(tmp_path, "create-client", "etl", "--scope", "root")
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "'root'" in bad.stderr
     assert created["client_secret"] not in (tmp_path / "portcullis.db").read_bytes().decode(
         "latin-1"
     )
@@ -97,9 +97,65 @@ def test_check_config_redacts_and_refuses(tmp_path: Path) -> None:
     assert r.returncode == 0 and "topsecret" not in r.stdout
     assert json.loads(r.stdout)["database_url"] == "postgresql+asyncpg://u:***@db/x"
     bad = cli(tmp_path, "check-config", PORTCULLIS_RATE_LIMIT_DEFAULT="lots")
-    assert (
-        bad.returncode == 2 and "rate_limit_default" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr == (
+        "portcullis: invalid configuration: PORTCULLIS_RATE_LIMIT_DEFAULT: "
+        "invalid rate limit 'lots' (expected e.g. 100/minute)\n"
     )
+
+
+def test_check_config_shows_the_settings_in_effect(tmp_path: Path) -> None:
+    r = cli(tmp_path, "check-config")
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["database_url"] == f"sqlite+aiosqlite:///{tmp_path / 'portcullis.db'}"
+    assert shown["signing_keys_file"] == str(tmp_path / "keys" / "jwks.json")
+    assert "signing_alg" not in shown  # tokens are ES256; the setting did nothing
+    assert set(shown) == set(Settings.model_fields)
+
+
+def test_lower_case_log_level_and_environment_are_accepted(tmp_path: Path) -> None:
+    r = cli(tmp_path, "check-config", PORTCULLIS_LOG_LEVEL="info", PORTCULLIS_ENV="Development")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["log_level"] == "INFO"
+    assert json.loads(r.stdout)["env"] == "development"
+    bad = cli(tmp_path, "check-config", PORTCULLIS_LOG_LEVEL="loud")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("portcullis: invalid configuration: PORTCULLIS_LOG_LEVEL: ")
+
+
+def test_every_production_problem_is_reported_at_once(tmp_path: Path) -> None:
+    r = cli(
+        tmp_path,
+        "check-config",
+        PORTCULLIS_ENV="production",
+        PORTCULLIS_DEBUG="true",
+        PORTCULLIS_ISSUER="http://api.example.com",
+        PORTCULLIS_CORS_ORIGINS="*",
+        PORTCULLIS_CORS_CREDENTIALS="true",
+        PORTCULLIS_CERTFILE=str(tmp_path / "real.pem"),
+    )
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    named = [line.split(": ")[2] for line in r.stderr.splitlines()]
+    assert named == [
+        "PORTCULLIS_CORS_CREDENTIALS",
+        "PORTCULLIS_DEBUG",
+        "PORTCULLIS_ISSUER",
+        "PORTCULLIS_CORS_ORIGINS",
+    ]
+
+
+def test_create_client_names_the_bad_scope_and_the_allowed_ones(tmp_path: Path) -> None:
+    bad = cli(tmp_path, "create-client", "etl", "--scope", "notes:read root")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr == (
+        "portcullis: invalid --scope: unknown scope 'root'; "
+        "allowed: admin, notes:read, notes:write\n"
+    )
+    empty = cli(tmp_path, "create-client", "etl", "--scope", " ")
+    assert empty.returncode == 1 and "no scope given" in empty.stderr
+    twice = cli(tmp_path, "create-client", "etl", "--scope", "admin admin")
+    assert twice.stderr == "portcullis: invalid client: --scope: scopes must be unique\n"
 
 
 @pytest.mark.parametrize("args", [["create-user", "x"], ["nonsense"], []])

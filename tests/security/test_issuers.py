@@ -306,3 +306,9 @@ def urlpath(url: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(url).path
+
+
+def test_the_shipped_example_file_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "issuers.example.json"
+    keycloak, entra = load_issuers(example)
+    assert keycloak.require_typ is None and entra.scope_claim == "scp"

@@ -1,0 +1,1 @@
+"""Maintenance scripts (locking, auditing); not part of the service."""
