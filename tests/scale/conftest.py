@@ -82,3 +82,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             yield running
     finally:
         asyncio.run(drop_database(pg_url, database))
+
+
+@pytest.fixture(autouse=True)
+def whole_cluster(cluster: Cluster) -> Cluster:
+    """Each test starts with every replica running and in the balancer's rotation,
+    whatever the test before it did (killed, stopped, Redis cut)."""
+    cluster.restore_redis()
+    for replica in cluster.replicas:
+        if replica.process is None or replica.process.poll() is not None:
+            replica.start()
+            replica.wait_ready()
+    cluster.wait_all_up(timeout=60)
+    return cluster
