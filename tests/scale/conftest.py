@@ -48,8 +48,9 @@ async def fresh_database(url: str) -> str:
 
 
 async def drop_database(url: str, scratch: str) -> None:
-    admin = create_async_engine(make_url(scratch).set(database=make_url(url).database),
-                                isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(
+        make_url(scratch).set(database=make_url(url).database), isolation_level="AUTOCOMMIT"
+    )
     try:
         async with admin.connect() as conn:
             await conn.execute(

@@ -45,7 +45,9 @@ def ensure_haproxy() -> str:
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise Unavailable("haproxy is not installed and cannot be installed here (needs root + apt)")
+        raise Unavailable(
+            "haproxy is not installed and cannot be installed here (needs root + apt)"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (
         ["apt-get", "update", "-q"],
@@ -282,9 +284,7 @@ class Cluster:
 
     def wait_all_up(self, timeout: float = 30) -> None:
         names = {r.name for r in self.replicas}
-        self.wait_status(
-            lambda s: set(s) == names and all(v == "UP" for v in s.values()), timeout
-        )
+        self.wait_status(lambda s: set(s) == names and all(v == "UP" for v in s.values()), timeout)
 
     def restart(self, replica: Replica) -> None:
         """Start a stopped replica again and wait until the balancer sends it traffic."""
