@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +214,7 @@ class Cluster:
     loop: LoopThread
     haproxy_log: Path
     haproxy: subprocess.Popen[bytes] | None = None
-    _next_source: list[int] = field(default_factory=lambda: [0])
+    sources_used: int = 0
 
     @property
     def url(self) -> str:
@@ -225,8 +225,8 @@ class Cluster:
 
     def fresh_source(self) -> str:
         """A loopback address no test used yet: its own rate-limit and block budgets."""
-        self._next_source[0] += 1
-        return f"127.0.1.{self._next_source[0]}"
+        self.sources_used += 1
+        return f"127.0.1.{self.sources_used}"
 
     def client(self, source: str = "127.0.0.1", **kwargs: Any) -> httpx.Client:
         """A client of the balancer whose connections come from `source`."""
