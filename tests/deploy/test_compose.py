@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,16 @@ def test_haproxy_runs_the_repository_config_against_the_three_replicas() -> None
     assert {name for name, _ in servers} == set(REPLICAS)
     assert {env[var] for _, var in servers} == {f"{name}:8443" for name in REPLICAS}
     assert set(haproxy["depends_on"]) == set(REPLICAS)
+
+
+def test_replicas_serve_tls_from_the_mounted_certificate_and_stop_gracefully() -> None:
+    replica = compose()["services"]["replica1"]
+    command = replica["command"]
+    assert command[command.index("--bind") + 1] == "0.0.0.0:8443"
+    certfile = command[command.index("--certfile") + 1]
+    assert certfile == replica["environment"]["PORTCULLIS_CERTFILE"]
+    tls_dir = certfile.rsplit("/", 1)[0]
+    assert any(v.split(":")[1] == tls_dir for v in replica["volumes"])
+    drain = int(replica["environment"]["PORTCULLIS_DRAIN_SECONDS"])
+    graceful = int(tomllib.loads((ROOT / "hypercorn.toml").read_text())["graceful_timeout"])
+    assert int(replica["stop_grace_period"].removesuffix("s")) > drain + graceful
