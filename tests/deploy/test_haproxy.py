@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.devcerts import make_dev_certs
-from tests.support.cluster import (
+from tests.support.haproxy import (
     HAPROXY_CFG,
     Unavailable,
     balancer_certificate,

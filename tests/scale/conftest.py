@@ -1,4 +1,5 @@
-"""The scale-out cluster, started once per module: 3 replicas behind HAProxy."""
+"""The scale-out cluster, started once for the whole tests/scale package: 3 replicas
+behind HAProxy, on a fresh PostgreSQL database and Redis."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import flush_redis
-from tests.support.cluster import Cluster, Unavailable, ensure_haproxy, run_cluster
+from tests.support.cluster import Cluster, run_cluster
+from tests.support.haproxy import Unavailable, ensure_haproxy
 
 # Small budgets so the tests can exhaust them; each test speaks from its own loopback
 # address (Cluster.fresh_source), so one test's spending never limits another's.
@@ -60,7 +62,7 @@ async def drop_database(url: str, scratch: str) -> None:
         await admin.dispose()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     pg_url = os.environ.get("PORTCULLIS_TEST_DATABASE_URL")
     redis_url = os.environ.get("PORTCULLIS_TEST_REDIS_URL")
