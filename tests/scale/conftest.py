@@ -26,7 +26,7 @@ SCALE_ENV = {
     "PORTCULLIS_BLOCK_AFTER": "10/minute",
     "PORTCULLIS_BLOCK_EXEMPT": "127.0.0.1/32",  # the harness's own direct checks
     "PORTCULLIS_KEY_ACTIVATION_SECONDS": "6",  # > 2.5 s key reload + 1 s slack + latency
-    "PORTCULLIS_DRAIN_SECONDS": "3",  # > HAProxy's inter + fastinter (1.5 s)
+    "PORTCULLIS_DRAIN_SECONDS": "4",  # > HAProxy's inter + fastinter (1.5 s) + margin
     "PORTCULLIS_LOG_LEVEL": "INFO",
 }
 
