@@ -1,0 +1,207 @@
+"""Failures and restarts under traffic: a Redis outage, kill -9 of a replica, the drain
+after SIGTERM and a rolling restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.scale.api import (
+    DRAIN_SECONDS,
+    ME,
+    REGISTER_QUOTA,
+    bearer,
+    login,
+    register_burst,
+    register_requests,
+)
+from tests.support.cluster import Cluster, Replica
+
+pytestmark = [pytest.mark.scale, pytest.mark.server]
+
+
+def test_a_redis_outage_keeps_every_replica_in_rotation(cluster: Cluster) -> None:
+    source = cluster.fresh_source()
+    token = login(cluster, source, "weathered")["access_token"]
+    problems: list[str] = []
+    degraded: dict[str, float] = {}
+    cluster.cut_redis()
+    cut = time.monotonic()
+    try:
+        with contextlib.ExitStack() as stack:
+            lb = stack.enter_context(cluster.client(source))
+            replicas = [stack.enter_context(cluster.direct(r)) for r in cluster.replicas]
+            while (elapsed := time.monotonic() - cut) < 7:
+                status = cluster.server_status()
+                if set(status.values()) != {"UP"}:
+                    problems.append(f"{elapsed:.1f}s: balancer sees {status}")
+                r = lb.get(ME, headers=bearer(token))
+                if r.status_code != 200:
+                    problems.append(f"{elapsed:.1f}s: {ME} answered {r.status_code}")
+                for replica, client in zip(cluster.replicas, replicas, strict=True):
+                    ready = client.get("/readyz")
+                    if ready.status_code != 200:
+                        problems.append(f"{elapsed:.1f}s: {replica.name} /readyz {ready.text}")
+                    elif ready.json().get("status") == "degraded":
+                        degraded.setdefault(replica.name, elapsed)
+                time.sleep(0.5)
+    finally:
+        cluster.restore_redis()
+    restored = time.monotonic()
+    assert not problems, problems[:10]
+    assert set(degraded) == {r.name for r in cluster.replicas}, degraded
+    assert max(degraded.values()) <= 5.5, f"degraded readiness came late: {degraded}"
+    # Within 2 s of Redis's return the replicas share one budget again.
+    time.sleep(max(0.0, restored + 2 - time.monotonic()))
+    source = cluster.fresh_source()
+    codes = asyncio.run(register_burst(cluster, source, "after", 3 * REGISTER_QUOTA))
+    assert codes == {201: REGISTER_QUOTA, 429: 2 * REGISTER_QUOTA}
+    assert all(register_requests(cluster, source).values())
+
+
+async def test_kill_9_under_idempotent_writes_loses_and_duplicates_nothing(
+    cluster: Cluster,
+) -> None:
+    source = cluster.fresh_source()
+    token = login(cluster, source, "writer")["access_token"]
+    victim = cluster.replicas[1]
+    total, tag = 60, "kill9"
+    created: dict[int, str] = {}
+    client_retries = 0
+
+    async def write(lb: httpx.AsyncClient, i: int) -> None:
+        nonlocal client_retries
+        key = f"{tag}-{i}-{uuid.uuid4()}"
+        body = {"title": f"note {i}", "body": "written while a replica dies", "tags": [tag]}
+        headers = {**bearer(token), "Idempotency-Key": key}
+        deadline = time.monotonic() + 60
+        while True:  # the client retries with the same key until it has an answer
+            try:
+                r = await lb.post("/v1/notes", json=body, headers=headers)
+            except httpx.TransportError:
+                pass
+            else:
+                if r.status_code in (200, 201):
+                    created[i] = r.json()["id"]
+                    return
+                assert r.status_code in (502, 503, 504), r.text
+            client_retries += 1
+            assert time.monotonic() < deadline, f"write {i} never succeeded"
+            await asyncio.sleep(0.1)
+
+    async def kill_midway() -> None:
+        while len(created) < total // 3:
+            await asyncio.sleep(0.005)
+        await asyncio.to_thread(victim.kill9)
+
+    try:
+        async with cluster.aclient(source) as lb:
+            gate = asyncio.Semaphore(6)
+
+            async def bounded(i: int) -> None:
+                async with gate:
+                    await write(lb, i)
+
+            await asyncio.gather(kill_midway(), *(bounded(i) for i in range(total)))
+            ids: list[str] = []
+            titles: list[str] = []
+            cursor: str | None = None
+            while True:
+                params = {"limit": "100", "tag": tag, **({"cursor": cursor} if cursor else {})}
+                page = (await lb.get("/v1/notes", params=params, headers=bearer(token))).json()
+                ids += [item["id"] for item in page["items"]]
+                titles += [item["title"] for item in page["items"]]
+                if not (cursor := page["next_cursor"]):
+                    break
+    finally:
+        if victim.process is not None and victim.process.poll() is not None:
+            cluster.restart(victim)
+    assert victim.requests(route="/v1/notes", method="POST"), "the victim served no write"
+    assert sorted(ids) == sorted(created.values())  # nothing lost, nothing twice
+    assert sorted(titles) == sorted(f"note {i}" for i in range(total))
+
+
+def _stop_and_wait(replica: Replica, timeout: float) -> int:
+    assert replica.process is not None
+    try:
+        return replica.process.wait(timeout=timeout)
+    except Exception:
+        replica.stop()
+        raise
+
+
+def test_sigterm_drains_the_replica_before_it_stops(cluster: Cluster) -> None:
+    victim = cluster.replicas[2]
+    served: list[int] = []
+    left_rotation: float | None = None
+    with cluster.direct(victim) as client:
+        assert client.get("/readyz").status_code == 200
+    victim.sigterm()
+    signalled = time.monotonic()
+    try:
+        with cluster.direct(victim) as client:
+            ready = client.get("/readyz")  # a new connection: the listener is still open
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["status"] == "unavailable"
+        assert "Retry-After" in ready.headers
+        while time.monotonic() - signalled < DRAIN_SECONDS - 0.5:
+            with cluster.direct(victim) as client:
+                served.append(client.get("/healthz").status_code)
+            if left_rotation is None and cluster.server_status()[victim.name].startswith("DOWN"):
+                left_rotation = time.monotonic() - signalled
+            time.sleep(0.1)
+        assert set(served) == {200}, served
+        assert left_rotation is not None, "the balancer still sent traffic as the drain ended"
+        assert _stop_and_wait(victim, DRAIN_SECONDS + 20) == 0
+    finally:
+        victim.stop()
+        cluster.restart(victim)
+
+
+async def test_a_rolling_restart_fails_no_request(cluster: Cluster) -> None:
+    source = cluster.fresh_source()
+    token = login(cluster, source, "patient")["access_token"]
+    failures: list[str] = []
+    answered: Counter[int] = Counter()
+    exit_codes: list[int] = []
+    rolling = True
+
+    async def load(lb: httpx.AsyncClient, n: int) -> None:
+        i = 0
+        while rolling:
+            i += 1
+            try:
+                if i % 2:
+                    r = await lb.get(ME, headers=bearer(token))
+                else:  # no Idempotency-Key: nobody may replay this write
+                    note = {"title": f"rolling {n}-{i}", "body": "", "tags": []}
+                    r = await lb.post("/v1/notes", json=note, headers=bearer(token))
+            except httpx.HTTPError as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+            else:
+                answered[r.status_code] += 1
+                if r.status_code not in (200, 201):
+                    failures.append(f"{r.status_code}: {r.text[:200]}")
+            await asyncio.sleep(0.02)
+
+    async def roll() -> None:
+        nonlocal rolling
+        try:
+            for replica in cluster.replicas:
+                await asyncio.to_thread(replica.sigterm)
+                exit_codes.append(await asyncio.to_thread(_stop_and_wait, replica, 60))
+                await asyncio.to_thread(cluster.restart, replica)
+        finally:
+            rolling = False
+
+    async with cluster.aclient(source) as lb:
+        await asyncio.gather(roll(), *(load(lb, n) for n in range(4)))
+    assert exit_codes == [0, 0, 0]
+    assert not failures, f"{len(failures)} failed of {sum(answered.values())}: {failures[:5]}"
+    assert answered[200] > 50 and answered[201] > 50, answered
