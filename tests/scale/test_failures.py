@@ -145,8 +145,14 @@ def test_sigterm_drains_the_replica_before_it_stops(cluster: Cluster) -> None:
     victim.sigterm()
     signalled = time.monotonic()
     try:
-        with cluster.direct(victim) as client:
-            ready = client.get("/readyz")  # a new connection: the listener is still open
+        # At once, give or take Hypercorn's master-to-worker hand-off (polled every 0.1 s);
+        # each look is a new connection: the listener is still open.
+        while True:
+            with cluster.direct(victim) as client:
+                ready = client.get("/readyz")
+            if ready.status_code == 503 or time.monotonic() - signalled > 0.5:
+                break
+            time.sleep(0.05)
         assert ready.status_code == 503, ready.text
         assert ready.json()["status"] == "unavailable"
         assert "Retry-After" in ready.headers
