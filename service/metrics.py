@@ -34,10 +34,12 @@ AUTH_FAILURE_REASONS = (
     "invalid_claim",
     "revoked",
     "inactive_principal",
+    "bad_header",
+    "too_old",
     "invalid",
 )
 LOGIN_OUTCOMES = ("success", "failure")
-RATELIMIT_POLICIES = ("default", "token", "register", "login")
+RATELIMIT_POLICIES = ("default", "token", "register", "login", "openapi")
 
 
 def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
