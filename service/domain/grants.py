@@ -80,7 +80,12 @@ async def password_grant(
     password = str(normalise_text(form.get("password", "")))
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required.")
-    gate = login_gate(svc.settings.rate_limit_login, username=username, ip=ip)
+    gate = login_gate(
+        svc.settings.rate_limit_login,
+        username=username,
+        ip=ip,
+        ipv6_prefix=svc.settings.ipv6_prefix,
+    )
     verdict = await admit(svc.limiter, gate)
     report(verdict.as_decision())
     if not verdict.allowed:

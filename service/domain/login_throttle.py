@@ -12,8 +12,9 @@
   fresh address is never refused because of other addresses' failures; a distributed
   guesser over the ceiling gets what the ceiling regains plus one guess per new address.
 
-The client network is the IPv4 address or the IPv6 /64 (one host usually owns a whole
-/64). State lives in the limiter, so with Redis every process and replica shares it.
+The client network is the client key of limits and blocks: the IPv4 address, or the
+IPv6 `PORTCULLIS_IPV6_PREFIX` network (one host usually owns a whole /64). State lives
+in the limiter, so with Redis every process and replica shares it.
 A login with budget left costs one limiter round trip.
 """
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
 from ..config import Limit, parse_limits
+from ..security.proxies import client_key
 from ..security.ratelimit import Check, Decision, Limiter
 
 POLICY = "login"
@@ -51,19 +52,6 @@ class Verdict:
         return Decision(allowed=self.allowed, retry_after=self.retry_after, states=[self.state])
 
 
-def client_network(ip: str) -> str:
-    """The unit of a login budget: an IPv4 address or an IPv6 /64."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip[:64]
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr)
-
-
 @lru_cache(maxsize=4)
 def login_limits(setting: str) -> tuple[Limit, Limit]:
     """`PAIR;CEILING` parsed once (the setting is validated to hold exactly two)."""
@@ -71,10 +59,10 @@ def login_limits(setting: str) -> tuple[Limit, Limit]:
     return pair, ceiling
 
 
-def login_gate(setting: str, *, username: str, ip: str) -> LoginGate:
+def login_gate(setting: str, *, username: str, ip: str, ipv6_prefix: int) -> LoginGate:
     pair, ceiling = login_limits(setting)
     account = hashlib.sha256(username.lower().encode()).hexdigest()
-    net = client_network(ip)
+    net = client_key(ip, ipv6_prefix)
     return LoginGate(
         pair=Check(
             key=f"login:pair:{account}:{net}", count=pair.count, window=pair.window, name=POLICY
