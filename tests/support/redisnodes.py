@@ -53,6 +53,15 @@ def _cli(port: int, *args: str) -> str:
     return done.stdout
 
 
+def _wait_for(port: int, command: tuple[str, ...], expected: str, what: str) -> None:
+    """Ask `redis-cli -p port command` until its answer holds `expected` (20 s at most)."""
+    deadline = time.monotonic() + 20
+    while expected not in _cli(port, *command):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not become ready")
+        time.sleep(0.1)
+
+
 def _stop(processes: list[Popen]) -> None:
     for process in processes:
         process.terminate()
@@ -99,11 +108,7 @@ def redis_cluster(folder: Path) -> Iterator[str]:
             timeout=60,
             check=True,
         )
-        deadline = time.monotonic() + 20
-        while "cluster_state:ok" not in _cli(ports[0], "cluster", "info"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Redis Cluster did not become ready")
-            time.sleep(0.2)
+        _wait_for(ports[0], ("cluster", "info"), "cluster_state:ok", "the Redis Cluster")
         yield f"redis+cluster://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
     finally:
         _stop(processes)
@@ -124,13 +129,8 @@ def redis_sentinel(folder: Path, master_name: str = "portcullis") -> Iterator[st
             f"dir {config.parent}\n"
         )
         processes.append(_start(config.parent, sentinel_port, sentinel=config))
-        deadline = time.monotonic() + 10
-        while str(master_port) not in _cli(
-            sentinel_port, "sentinel", "get-master-addr-by-name", master_name
-        ):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Sentinel did not see its master")
-            time.sleep(0.1)
+        command = ("sentinel", "get-master-addr-by-name", master_name)
+        _wait_for(sentinel_port, command, str(master_port), "the Sentinel's master")
         yield f"redis+sentinel://127.0.0.1:{sentinel_port}/{master_name}/0"
     finally:
         _stop(processes)
