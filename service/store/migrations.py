@@ -15,6 +15,7 @@ that earlier release, restarted during a rolling upgrade, still finds its versio
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,15 @@ from alembic.operations.ops import MigrationScript
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, func, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import tables
 from .db import Database
 
+# Alembic announces its dialect at every context: keep what it applies ("Running upgrade").
+logging.getLogger("alembic.runtime.migration").addFilter(
+    lambda record: not str(record.msg).startswith(("Context impl", "Will assume"))
+)
 SCRIPTS = Path(__file__).with_name("alembic")
 LEGACY_TABLE = "schema_migrations"  # the runner before Alembic (versions 1 and 2)
 LOCK_ID = 0x706F7274  # "port"
@@ -84,33 +90,62 @@ def _number_revision(context: MigrationContext, _revision: Any, directives: list
     script.rev_id = f"{int(head or 0) + 1:04d}"
 
 
+def _legacy_version(connection: Connection) -> int:
+    """The earlier runner's version of a database (0: none)."""
+    if not inspect(connection).has_table(LEGACY_TABLE):
+        return 0
+    return int(connection.scalar(select(func.max(_legacy.c.version))) or 0)
+
+
 def _database_revision(connection: Connection) -> int:
     """The revision a database is at: Alembic's, else the earlier runner's, else 0."""
     revision = MigrationContext.configure(connection).get_current_revision()
-    if revision is not None:
-        return int(revision)
-    if inspect(connection).has_table(LEGACY_TABLE):
-        return int(connection.scalar(select(func.max(_legacy.c.version))) or 0)
-    return 0
+    return _legacy_version(connection) if revision is None else int(revision)
 
 
 def _upgrade(connection: Connection) -> list[int]:
     applied: list[int] = []
     config = alembic_config(connection=connection, applied=applied)
-    if MigrationContext.configure(connection).get_current_revision() is None:
-        # Made by the earlier runner (or empty: 0): its version's revision has its schema.
-        if legacy := _database_revision(connection):
-            command.stamp(config, f"{legacy:04d}")
+    revision = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if revision is not None and int(revision) > int(head or 0):
+        return []  # upgraded by a newer release, which keeps its schema usable by this one
+    if revision is None and (legacy := _legacy_version(connection)):
+        command.stamp(config, f"{legacy:04d}")  # the earlier runner's: same schema
     command.upgrade(config, "head")
     return applied
 
 
 async def migrate(db: Database) -> list[int]:
     """Upgrade the database to the newest revision; return the revisions applied now."""
-    async with db.begin() as conn:
-        if db.dialect == "postgresql":  # SQLite: BEGIN IMMEDIATE took the write lock
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
-        return await conn.run_sync(_upgrade)
+    async with db.engine.connect() as conn:
+        if db.dialect == "sqlite":
+            await _sqlite_foreign_keys(conn, on=False)
+        try:
+            async with conn.begin():  # SQLite: BEGIN IMMEDIATE takes the write lock
+                if db.dialect == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+                applied = await conn.run_sync(_upgrade)
+                if db.dialect == "sqlite":
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+        finally:
+            if db.dialect == "sqlite":
+                await _sqlite_foreign_keys(conn, on=True)
+    return applied
+
+
+async def _sqlite_foreign_keys(conn: AsyncConnection, *, on: bool) -> None:
+    """SQLite drops the table it copies to alter it (Alembic's batch mode); with foreign
+    keys on, that drop deletes every row referencing it (ON DELETE CASCADE). The pragma
+    works outside a transaction only: set on the driver's connection (autocommit)."""
+    driver: Any = (await conn.get_raw_connection()).driver_connection  # aiosqlite's
+    try:
+        await driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    except BaseException:
+        await conn.invalidate()  # never back to the pool without its foreign keys
+        raise
 
 
 async def current_version(db: Database) -> int:

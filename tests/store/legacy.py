@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -153,10 +154,14 @@ async def build(db: Database, *, version: int) -> None:
     async with db.begin() as conn:
         await conn.run_sync(lambda sync: schema_migrations.create(sync))
     for number, step in enumerate(steps, start=1):
+
+        def create(sync: Connection, step: list[Table] = step) -> None:
+            metadata.create_all(sync, tables=step)
+
         async with db.begin() as conn:
             if db.dialect == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": 0x706F7274})
-            await conn.run_sync(lambda sync, step=step: metadata.create_all(sync, tables=step))
+            await conn.run_sync(create)
             await conn.execute(
                 schema_migrations.insert().values(version=number, applied_us=now_us())
             )

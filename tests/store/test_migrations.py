@@ -193,3 +193,85 @@ def test_scripts_ship_as_package_data() -> None:
         p for p in migrations.SCRIPTS.rglob("*") if p.is_file() and "__pycache__" not in p.parts
     }
     assert files and files <= shipped, sorted(map(str, files - shipped))
+
+
+RECREATE_USERS = '''"""Widen users.role (SQLite copies the table)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{number}"
+down_revision = "{previous}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("role", type_=sa.String(20), existing_nullable=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("role", type_=sa.String(16), existing_nullable=False)
+'''
+
+
+@pytest.mark.parametrize("backend", BOTH)
+async def test_revision_that_copies_a_table_keeps_the_rows_that_reference_it(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite drops a table it copies: with foreign keys on, that drop would cascade to the
+    sessions and refresh tokens of every user."""
+    import shutil
+
+    await migrations.migrate(db)
+    async with db.begin() as conn:
+        await conn.execute(
+            tables.users.insert().values(
+                id="u1",
+                username="alice",
+                password_hash="h",
+                role="user",
+                disabled=False,
+                created_us=1,
+                updated_us=1,
+            )
+        )
+        await conn.execute(
+            tables.login_sessions.insert().values(
+                sid="s1", user_id="u1", scope="notes:read", created_us=1, expires_us=2
+            )
+        )
+        await conn.execute(
+            tables.refresh_tokens.insert().values(token_hash="t1", sid="s1", created_us=1)
+        )
+    scripts = tmp_path / "alembic"
+    shutil.copytree(migrations.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    number = f"{LATEST + 1:04d}"
+    (scripts / "versions" / f"{number}_widen_role.py").write_text(
+        RECREATE_USERS.format(number=number, previous=f"{LATEST:04d}")
+    )
+    monkeypatch.setattr(migrations, "SCRIPTS", scripts)
+
+    assert await migrations.migrate(db) == [LATEST + 1]
+
+    async with db.read() as conn:
+        assert await conn.scalar(select(tables.login_sessions.c.sid)) == "s1"
+        assert await conn.scalar(select(tables.refresh_tokens.c.token_hash)) == "t1"
+    if db.dialect == "sqlite":  # and the connections enforce foreign keys again
+        for _ in range(3):
+            async with db.read() as conn:
+                assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+
+
+@pytest.mark.parametrize("backend", BOTH)
+async def test_database_of_a_newer_release_is_left_alone(db: Database) -> None:
+    """Rolled back during a rolling upgrade: a process of this release still starts."""
+    await migrations.migrate(db)
+    async with db.begin() as conn:
+        await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    assert await migrations.migrate(db) == []
+    assert await migrations.current_version(db) == 99 > migrations.latest_version()

@@ -1,4 +1,4 @@
-"""Baseline: the schema of the runner before Alembic, at its version 1.
+"""Baseline (version 1 of the runner before Alembic).
 
 Revision 0001 (after None). Written out, not derived from the models: it stays what it is
 when the models change.

@@ -1,7 +1,6 @@
-"""Replica key sets: the signing key ids each running process verifies with (version 2 of
-the runner before Alembic).
+"""Replica key sets (version 2 of the runner before Alembic).
 
-Revision 0002 (after 0001).
+The signing key ids each running process verifies with. Revision 0002 (after 0001).
 """
 
 from __future__ import annotations
