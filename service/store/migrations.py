@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,14 @@ def _upgrade(connection: Connection) -> list[int]:
 
 async def migrate(db: Database) -> list[int]:
     """Upgrade the database to the newest revision; return the revisions applied now."""
+    async with migration_transaction(db) as conn:
+        return await conn.run_sync(_upgrade)
+
+
+@asynccontextmanager
+async def migration_transaction(db: Database) -> AsyncIterator[AsyncConnection]:
+    """The transaction revisions run in (for `migrate` and the `alembic` command): one
+    process at a time; on SQLite, without foreign key actions, checked before commit."""
     async with db.engine.connect() as conn:
         if db.dialect == "sqlite":
             await _sqlite_foreign_keys(conn, on=False)
@@ -125,15 +135,14 @@ async def migrate(db: Database) -> list[int]:
             async with conn.begin():  # SQLite: BEGIN IMMEDIATE takes the write lock
                 if db.dialect == "postgresql":
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
-                applied = await conn.run_sync(_upgrade)
+                yield conn
                 if db.dialect == "sqlite":
                     broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
                     if broken:
-                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+                        raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
         finally:
             if db.dialect == "sqlite":
                 await _sqlite_foreign_keys(conn, on=True)
-    return applied
 
 
 async def _sqlite_foreign_keys(conn: AsyncConnection, *, on: bool) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from service.config import Settings
 from service.store import migrations
@@ -23,11 +23,7 @@ def _run(connection: Connection) -> None:
 async def _run_from_settings() -> None:
     db = Database(Settings().database_dsn)
     try:
-        async with db.begin() as conn:  # the same locks as `migrate`
-            if db.dialect == "postgresql":
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:id)"), {"id": migrations.LOCK_ID}
-                )
+        async with migrations.migration_transaction(db) as conn:  # as `migrate` runs
             await conn.run_sync(_run)
     finally:
         await db.close()
