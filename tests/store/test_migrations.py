@@ -5,6 +5,8 @@ with what the revisions build."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -160,8 +162,6 @@ async def test_new_revision_gets_the_next_number(db: Database, tmp_path: Path) -
     """`alembic revision --autogenerate` against a database at head: the next number, and
     no operations while the models and the migrations agree."""
     scripts = tmp_path / "alembic"
-    import shutil
-
     shutil.copytree(migrations.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     await migrations.migrate(db)
 
@@ -181,8 +181,6 @@ async def test_new_revision_gets_the_next_number(db: Database, tmp_path: Path) -
 
 def test_scripts_ship_as_package_data() -> None:
     """Every file of the migrations folder matches a package-data pattern of pyproject."""
-    import tomllib
-
     root = Path(__file__).resolve().parents[2]
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"
@@ -225,8 +223,6 @@ async def test_revision_that_copies_a_table_keeps_the_rows_that_reference_it(
 ) -> None:
     """SQLite drops a table it copies: with foreign keys on, that drop would cascade to the
     sessions and refresh tokens of every user."""
-    import shutil
-
     await migrations.migrate(db)
     async with db.begin() as conn:
         await conn.execute(
