@@ -63,7 +63,7 @@ async def test_empty_database_reaches_head_and_agrees_with_the_models(db: Databa
 
 @pytest.mark.parametrize("backend", BOTH)
 async def test_models_differing_from_the_migrations_are_noticed(db: Database) -> None:
-    """The agreement check is not vacuous: a column, index or type off shows up."""
+    """The agreement check is not vacuous: an index the models have and the database lacks."""
     await migrations.migrate(db)
     async with db.begin() as conn:
         await conn.run_sync(lambda c: c.exec_driver_sql("DROP INDEX ix_signals_expires"))
