@@ -19,13 +19,6 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-schema_migrations = Table(
-    "schema_migrations",
-    metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("applied_us", BigInteger, nullable=False),
-)
-
 users = Table(
     "users",
     metadata,
