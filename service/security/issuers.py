@@ -145,11 +145,14 @@ class Fetcher:
         context = ssl.create_default_context()
         if ca_file is not None:
             context.load_verify_locations(cafile=str(ca_file))
+        # No keep-alive: fetches are minutes apart, and an idle TLS connection left in a
+        # pool only has to be torn down later (or holds up the provider's restarts).
         self._client = httpx.AsyncClient(
             verify=context,
             timeout=FETCH_TIMEOUT_SECONDS,
             follow_redirects=False,
             headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     async def get_json(self, url: str) -> tuple[dict[str, Any], int]:
@@ -218,6 +221,9 @@ class IssuerKeys:
         self._jwks_uri = config.jwks_uri
         self._last_forced = -FORCED_REFRESH_SECONDS
         self._lock = asyncio.Lock()
+        # the kid-triggered refresh outlives the request that waited for it (bounded by the
+        # fetch timeout); kept here so shutdown can cancel it
+        self.forced: asyncio.Task[bool] | None = None
 
     async def _discover(self) -> str:
         base = self.config.issuer.rstrip("/")
@@ -289,8 +295,9 @@ class IssuerKeys:
         if now - self._last_forced < FORCED_REFRESH_SECONDS:
             return None
         self._last_forced = now
+        self.forced = asyncio.create_task(self.refresh(), name="portcullis-issuer-refresh")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.refresh()), FORCED_WAIT_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self.forced), FORCED_WAIT_SECONDS)
         cache = self.cache
         if cache is not None and (kid is None or kid in cache.kids):
             return cache.keys
@@ -438,10 +445,12 @@ class ExternalIssuers:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        forced = [k.forced for k in self.by_issuer.values() if k.forced is not None]
+        tasks: list[asyncio.Task[Any]] = [*self._tasks, *forced]
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2.0)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         self._tasks = []
         for keys in self.by_issuer.values():
             with contextlib.suppress(Exception):

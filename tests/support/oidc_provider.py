@@ -108,7 +108,7 @@ class Provider:
                 stdout=log,
                 stderr=log,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 httpx.get(f"{self.issuer}/jwks", verify=self.tls(), timeout=1).raise_for_status()
@@ -121,7 +121,11 @@ class Provider:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
         self.process = None
 
     def rotate(self) -> str:
@@ -145,7 +149,7 @@ class Provider:
             data={"grant_type": "client_credentials", "scope": scope, "resource": resource},
             auth=(client_id, secret),
             verify=self.tls(),
-            timeout=10,
+            timeout=30,
         )
         response.raise_for_status()
         return str(response.json()["access_token"])

@@ -38,4 +38,7 @@ const server = https.createServer(
 server.listen(config.port, '127.0.0.1', () => {
   process.stdout.write(`listening ${config.port}\n`);
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});
