@@ -9,6 +9,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,6 +24,13 @@ def _version() -> str:
         return version("portcullis")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "unknown"
+
+
+def _field_error(error: Any) -> str:
+    """`field: message` for one pydantic error, without pydantic's "Value error, " noise."""
+    field, message = str(error["loc"][0]) if error["loc"] else "", str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    return message if not field or message.startswith(field) else f"{field}: {message}"
 
 
 def _out(payload: object) -> None:
@@ -43,6 +51,8 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _create_user(settings: Settings, name: str, role: str) -> int:
+    from pydantic import ValidationError
+
     from .domain import identity
     from .errors import Conflict, ValidationFailed
     from .metrics import Metrics
@@ -56,8 +66,8 @@ async def _create_user(settings: Settings, name: str, role: str) -> int:
         return fail("username must be 3..32 of [a-z0-9_.-]")
     try:
         password = RegisterIn(username=name, password=password).password
-    except ValueError:
-        return fail("the password is empty, too long or has characters that are not allowed")
+    except ValidationError as exc:  # never echo the password itself
+        return fail("; ".join(_field_error(e) for e in exc.errors()))
     svc = Services(settings, Metrics())
     try:
         await migrate(svc.db)

@@ -13,6 +13,7 @@ def test_create_user_refuses_reserved_names(tmp_path: Path) -> None:
         r = run_cli(tmp_path, "create-user", name, "--password-stdin", stdin=PASSWORD + "\n")
         assert r.returncode != 0 and r.stdout == "", (name, r.stdout)
         assert "Traceback" not in r.stderr and PASSWORD not in r.stderr
+        assert "username: this username is reserved" in r.stderr, r.stderr  # names the fault
     r = run_cli(
         tmp_path,
         "create-user",
@@ -23,5 +24,7 @@ def test_create_user_refuses_reserved_names(tmp_path: Path) -> None:
         stdin=PASSWORD + "\n",
     )
     assert r.returncode != 0
+    weak = run_cli(tmp_path, "create-user", "operator2", "--password-stdin", stdin="abcdabcdabcd\n")
+    assert weak.returncode != 0 and "password" in weak.stderr and "abcdabcd" not in weak.stderr
     ok = run_cli(tmp_path, "create-user", "operator1", "--password-stdin", stdin=PASSWORD + "\n")
     assert ok.returncode == 0, ok.stderr
