@@ -64,7 +64,8 @@ async def until_refused(client: httpx.AsyncClient) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize(
+# One process's memory on SQLite, or Redis shared by instances on PostgreSQL.
+BOTH_SETUPS = pytest.mark.parametrize(
     "backend,limiter",
     [
         ("sqlite", "memory"),
@@ -78,14 +79,22 @@ async def until_refused(client: httpx.AsyncClient) -> None:
         ),
     ],
 )
-async def test_after_an_admin_lifts_a_block_one_failure_does_not_block_again(
-    settings_factory: Any, limiter: str
-) -> None:
-    overrides: dict[str, Any] = {"block_after": "3/minute", "block_seconds": 60}
+
+
+async def with_limiter(overrides: dict[str, Any], limiter: str) -> None:
+    """Point the settings at a clean Redis when the limiter under test is Redis."""
     if limiter == "redis":
         assert REDIS_URL
         await flush_redis(REDIS_URL)
         overrides["redis_url"] = REDIS_URL
+
+
+@BOTH_SETUPS
+async def test_after_an_admin_lifts_a_block_one_failure_does_not_block_again(
+    settings_factory: Any, limiter: str
+) -> None:
+    overrides: dict[str, Any] = {"block_after": "3/minute", "block_seconds": 60}
+    await with_limiter(overrides, limiter)
     async with two_instances(settings_factory(**overrides), ATTACKER) as (a, b, via_a, via_b):
         assert await failures(via_a, 4) == [401] * 4  # the 4th crosses "3/minute"
         assert (await via_a.get("/v1/notes")).status_code == 403
@@ -144,20 +153,7 @@ async def test_other_processes_forget_the_failures_of_a_blocked_address(
         assert (await block_of(a))["level"] == 0
 
 
-@pytest.mark.parametrize(
-    "backend,limiter",
-    [
-        ("sqlite", "memory"),
-        pytest.param(
-            "postgresql",
-            "redis",
-            marks=[
-                needs_redis,
-                pytest.mark.skipif(not PG_URL, reason="PORTCULLIS_TEST_DATABASE_URL is not set"),
-            ],
-        ),
-    ],
-)
+@BOTH_SETUPS
 async def test_failures_in_flight_when_the_block_lands_are_consumed_too(
     settings_factory: Any, limiter: str
 ) -> None:
@@ -165,10 +161,7 @@ async def test_failures_in_flight_when_the_block_lands_are_consumed_too(
     block landed end (and fail) after it: they must not fill the fresh count, or the
     end of the block is followed by a doubled one at the next failure."""
     overrides: dict[str, Any] = {"block_after": "3/minute", "block_seconds": 4}
-    if limiter == "redis":
-        assert REDIS_URL
-        await flush_redis(REDIS_URL)
-        overrides["redis_url"] = REDIS_URL
+    await with_limiter(overrides, limiter)
     async with two_instances(settings_factory(**overrides), ATTACKER) as (a, _b, via_a, via_b):
         await asyncio.gather(*(c.get("/v1/notes") for c in [via_a, via_b] * 20))
         await until_refused(via_a)
