@@ -32,14 +32,30 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _connect(
-    host: str, port: int, ctx: ssl.SSLContext, request: bytes, gate: asyncio.Semaphore
+    host: str,
+    port: int,
+    ctx: ssl.SSLContext,
+    request: bytes,
+    gate: asyncio.Semaphore,
+    everyone: asyncio.Event,
+    up: list[int],
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A proven keep-alive connection: one request answered. Until every connection is
+    up it sends another after 4 s idle, so the server's 5 s idle timeout closes none of them
+    while the others are still shaking hands."""
     async with gate:  # bounded handshakes: the server is not flooded before the test
         reader, writer = await asyncio.open_connection(
             host, port, ssl=ctx, server_hostname="localhost"
         )
-        writer.write(request)  # one request first: the connection is proven and warm
+        writer.write(request)
         await _read_response(reader)
+    up[0] += 1
+    while not everyone.is_set():
+        try:
+            await asyncio.wait_for(everyone.wait(), timeout=4)
+        except TimeoutError:
+            writer.write(request)
+            await _read_response(reader)
     return reader, writer
 
 
@@ -62,14 +78,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         f"GET {args.path} HTTP/1.1\r\nHost: localhost:{args.port}\r\n"
         f"Authorization: Bearer {os.environ['BENCH_TOKEN']}\r\n\r\n"
     ).encode()
-    gate = asyncio.Semaphore(32)
+    gate, everyone, up = asyncio.Semaphore(32), asyncio.Event(), [0]
     started = time.perf_counter()
-    connected = await asyncio.gather(
-        *(_connect("127.0.0.1", args.port, ctx, request, gate) for _ in range(args.connections)),
-        return_exceptions=True,
-    )
-    streams = [c for c in connected if not isinstance(c, BaseException)]
+    tasks = [
+        asyncio.ensure_future(_connect("127.0.0.1", args.port, ctx, request, gate, everyone, up))
+        for _ in range(args.connections)
+    ]
+    # Up, or failed while connecting (a task done before `everyone` is set).
+    while up[0] + sum(t.done() for t in tasks) < len(tasks):
+        await asyncio.sleep(0.05)
     connect_seconds = time.perf_counter() - started
+    everyone.set()
+    connected = await asyncio.gather(*tasks, return_exceptions=True)
+    streams = [c for c in connected if not isinstance(c, BaseException)]
+    await asyncio.sleep(args.pause)
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     for number in range(args.rounds):

@@ -69,7 +69,7 @@ def limiter_memory(tmp: Path, plan: Plan, progress: Progress) -> dict[str, Any]:
                 server.base, path="/v1/users/me", first=seen, count=new, connections=64
             )
             elapsed = time.monotonic() - started
-            seen += int(found["sent"])
+            seen += new
             time.sleep(0.5)
             steps.append(
                 {

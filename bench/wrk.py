@@ -71,13 +71,14 @@ def request_script(
 def distinct_clients_script(*, path: str, first: int, count: int) -> str:
     """Each request from a new client address (X-Forwarded-For, believed because the server
     trusts 127.0.0.1 as a proxy): the `first`-th address of 10.0.0.0/8 onwards. After
-    `count` answers it prints one `CLIENTS {...}` line and ends wrk at once."""
+    `count` answers it prints one `CLIENTS {...}` line and ends wrk at once (requests
+    still in flight then reuse the last address, so exactly `count` addresses are new)."""
     return f"""
 wrk.path = {lua_string(path)}
 local first, count, sent, got = {first}, {count}, 0, 0
 local statuses = {{}}
 function request()
-  local i = first + sent
+  local i = first + math.min(sent, count - 1)  -- past `count`: the last address again
   sent = sent + 1
   local ip = string.format("10.%d.%d.%d", math.floor(i / 65536) % 256,
                            math.floor(i / 256) % 256, i % 256)
