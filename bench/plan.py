@@ -27,9 +27,9 @@ class Plan:
 FULL = Plan(
     quick=False,
     rounds=3,
-    seconds=8,
+    seconds=6,
     warmup=3,
-    scale_seconds=5,
+    scale_seconds=4,
     note_counts=(10, 1_000, 100_000),
     client_counts=(1, 1_000, 10_000, 100_000),
     burst_rounds=5,

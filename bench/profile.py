@@ -226,7 +226,7 @@ def markdown(title: str, summary: dict[str, Any], result: wrk.Result) -> str:
 
 
 def profile_one(
-    probe: paths.Probe, pid: int, seconds: int, rate: int, out: Path
+    probe: paths.Probe, pid: int, seconds: int, rate: int, out: Path, *, blocking: bool
 ) -> tuple[dict[str, Any], wrk.Result]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     started = wrk.start(probe.url, probe.script, seconds=seconds + 4, connections=64)
@@ -244,7 +244,7 @@ def profile_one(
             str(seconds),
             "--threads",
             "--function",
-            "--nonblocking",
+            *([] if blocking else ["--nonblocking"]),
             "--format",
             "raw",
             "-o",
@@ -268,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench")
+    parser.add_argument(
+        "--blocking",
+        action="store_true",
+        help="pause the worker for each sample (exact stacks; slows it down)",
+    )
     args = parser.parse_args(argv)
     if reason := wrk.ensure_installed():
         print(reason)
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 wrk.run(probe.url, probe.script, seconds=3, connections=64)  # warm-up
                 out = args.out_dir / f"profile-{key}.txt"
                 summary, result = profile_one(
-                    probe, service.workers[0], args.seconds, args.rate, out
+                    probe, service.workers[0], args.seconds, args.rate, out, blocking=args.blocking
                 )
                 summaries[key] = {"summary": summary, "wrk": result.as_dict()}
                 print(markdown(probe.label, summary, result))
