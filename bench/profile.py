@@ -267,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
+    parser.add_argument(
+        "--paths",
+        default="me,note",
+        help="comma-separated: bare, healthz, me, note, create, client_credentials",
+    )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench")
     parser.add_argument(
         "--blocking",
@@ -286,12 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         ):
             fixture = paths.prepare(service)
             probes = {p.key: p for p in paths.build(bare, service, fixture, QUICK)}
-            for key in ("me", "note"):
+            for key in args.paths.split(","):
                 probe = probes[key]
+                pid = (bare if key == "bare" else service).workers[0]
                 wrk.run(probe.url, probe.script, seconds=3, connections=64)  # warm-up
                 out = args.out_dir / f"profile-{key}.txt"
                 summary, result = profile_one(
-                    probe, service.workers[0], args.seconds, args.rate, out, blocking=args.blocking
+                    probe, pid, args.seconds, args.rate, out, blocking=args.blocking
                 )
                 summaries[key] = {"summary": summary, "wrk": result.as_dict()}
                 print(markdown(probe.label, summary, result))
