@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = [t.as_dict() for t in found]
     print()
     print("\n".join(report.targets_table(found)))
+    if plan.quick:
+        print("quick run: short steps and smaller sizes; its scaling verdicts are indicative")
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults: {args.out} ({time.monotonic() - _started:.0f} s)")
     return 0

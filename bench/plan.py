@@ -39,10 +39,10 @@ FULL = Plan(
 QUICK = Plan(
     quick=True,
     rounds=2,
-    seconds=4,
-    warmup=2,
-    scale_seconds=3,
+    seconds=3,
+    warmup=1,
+    scale_seconds=2,
     note_counts=(10, 1_000, 10_000),
     client_counts=(1, 1_000, 10_000),
-    burst_rounds=2,
+    burst_rounds=1,
 )
