@@ -102,10 +102,10 @@ end
 def clients(url: str, *, path: str, first: int, count: int, connections: int) -> dict[str, Any]:
     """Send requests from `count` new client addresses (see distinct_clients_script)."""
     script = distinct_clients_script(path=path, first=first, count=count)
-    started = start(url, script, seconds=max(30, count // 100), connections=min(connections, count))
-    process, script_path = started
+    seconds = max(30, count // 100)  # an upper bound: wrk exits once `count` answered
+    process, script_path = start(url, script, seconds=seconds, connections=min(connections, count))
     try:
-        out, err = process.communicate(timeout=900)
+        out, err = process.communicate(timeout=seconds + 60)
     finally:
         script_path.unlink(missing_ok=True)
     for line in out.splitlines():
