@@ -73,8 +73,11 @@ lock-check: | $(BIN)/python
 audit: $(VENV)/.dev-installed
 	$(BIN)/python -m tools.audit
 
+# `make bench BENCH_QUICK=1`: the same checks, shorter and smaller (1-2 minutes). Set
+# PORTCULLIS_BENCH_DATABASE_URL and PORTCULLIS_BENCH_REDIS_URL for the PostgreSQL + Redis rows.
+BENCH_QUICK ?=
 bench: $(VENV)/.dev-installed
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(BENCH_QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
