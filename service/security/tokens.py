@@ -14,6 +14,7 @@ from the in-memory denylist. Authlib's validator is adapted so that it
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -31,6 +32,7 @@ from .keys import ALGORITHM, ALGORITHMS, KeyManager
 
 LEEWAY_SECONDS = 60
 MAX_TOKEN_BYTES = 4096
+MAX_CACHED_TOKENS = 10_000  # verified tokens remembered (about 2 MB)
 _JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _TYP = frozenset({"at+jwt", "application/at+jwt"})
 
@@ -96,6 +98,8 @@ class TokenService:
         self.audience = audience
         self.access_ttl = access_ttl
         self._validator = _Validator(keys, issuer, audience)
+        # sha256(token) → (principal, kid) of tokens verified before, oldest first
+        self._verified: dict[bytes, tuple[Principal, str]] = {}
 
     def issue(
         self, *, sub: str, client_id: str, scopes: frozenset[str], sid: str | None
@@ -120,12 +124,30 @@ class TokenService:
         return token, claims
 
     def verify(self, token: str) -> Principal:
-        """Validate a bearer token; raise TokenRejected with a reason code."""
+        """Validate a bearer token; raise TokenRejected with a reason code. A token seen
+        before is not verified again: its principal comes from a bounded cache, kept only
+        until the token's `exp` and while its key is still published (revocation is the
+        caller's denylist check, made on every request either way)."""
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenRejected("oversized")
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._verified.get(digest)
+        if hit is not None:
+            principal, kid = hit
+            if time.time() <= principal.exp + LEEWAY_SECONDS and kid in self.keys.ring.kids:
+                return principal
+            del self._verified[digest]
+        principal, kid = self._verify(token)
+        if len(self._verified) >= MAX_CACHED_TOKENS:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[digest] = (principal, kid)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, str]:
         if not _JWS_COMPACT.fullmatch(token):
             raise TokenRejected("malformed")
-        self._check_header(token_header(token))
+        header = token_header(token)
+        self._check_header(header)
         try:
             claims = self._validator.authenticate_token(token)
             claims.validate(now=int(time.time()), leeway=LEEWAY_SECONDS)
@@ -142,7 +164,7 @@ class TokenService:
         sid = claims.get("sid")
         if not isinstance(scope, str) or (sid is not None and not isinstance(sid, str)):
             raise TokenRejected("invalid_claim")
-        return Principal(
+        principal = Principal(
             sub=str(claims["sub"]),
             client_id=str(claims["client_id"]),
             scopes=frozenset(scope.split()),
@@ -150,6 +172,7 @@ class TokenService:
             exp=int(claims["exp"]),
             sid=sid,
         )
+        return principal, str(header["kid"])
 
     def _check_header(self, header: dict[str, Any]) -> None:
         if header.get("alg") not in ALGORITHMS:
