@@ -11,6 +11,7 @@ from quart_rate_limiter import (
     QUART_RATE_LIMITER_LIMITS_ATTRIBUTE,
 )
 
+from .api.current import services
 from .context import request_info
 from .errors import (
     BadRequest,
@@ -25,7 +26,6 @@ from .errors import (
 from .logging import get_logger, security_event
 from .security.authn import AUTH_ATTRIBUTE, ambiguous_credentials, authenticate
 from .security.ratelimit import Check, Decision, NamedLimit
-from .services import services
 
 _COUNTED = frozenset({401, 403, 404})
 _OAUTH_ENDPOINTS = frozenset({"v1.auth.token", "v1.auth.revoke"})  # RFC 6749 error shape
@@ -64,7 +64,7 @@ async def before_request() -> None:
     if info is not None and request.url_rule is not None:
         info.route = request.url_rule.rule
     on_api = request.path.startswith("/v1/")
-    if on_api and svc.is_blocked(ip):
+    if on_api and svc.abuse.is_blocked(ip):
         g.refused_by_block = True
         raise ClientBlocked()
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
@@ -137,7 +137,7 @@ async def after_request(response: Response) -> Response:
         and response.status_code in _COUNTED
         and not g.get("refused_by_block", False)
     ):
-        await services().record_failure(
+        await services().abuse.record_failure(
             request.remote_addr or "unknown", f"http_{response.status_code}"
         )
     return response

@@ -136,8 +136,8 @@ async def test_every_fixed_label_value_is_scraped_as_zero_from_the_start(
     app = create_app(settings)
     async with app.test_app(), client_for(app, ip="127.0.0.1") as local:
         text = (await local.get("/metrics")).text
-        unchecked = svc_of(app).readiness.checked == 0.0  # the upkeep loop had not run yet
-        await svc_of(app).check_ready()  # the first readiness check reports the truth
+        unchecked = svc_of(app).health.readiness.checked == 0.0  # the upkeep loop had not run yet
+        await svc_of(app).health.check_ready()  # the first readiness check reports the truth
         checked = (await local.get("/metrics")).text
     found = samples(text)
     expected = [
@@ -311,7 +311,7 @@ async def test_redis_announces_revocations_to_other_instances(settings_factory: 
         await asyncio.sleep(0.3)  # both subscribed
         token = await user_token(ca, "pubsub")
         assert (await cb.get("/v1/users/me", headers=bearer(token))).status_code == 200
-        svc_of(b).poll_seconds = 30
+        svc_of(b).bus.poll_seconds = 30
         await asyncio.sleep(0.6)  # b is now in a 30 s wait
         assert (await ca.post("/v1/auth/revoke", data={"token": token})).status_code == 200
         started = time.monotonic()

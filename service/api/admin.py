@@ -12,11 +12,12 @@ from ..models.common import Page, PageQuery, encode_cursor, iso
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
 from ..security.proxies import block_key
-from ..services import now, services
 from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
+from ..store.db import now
 from .body import cursor_after, json_body, query
+from .current import services
 from .documented import responds
 from .responses import no_content
 
@@ -150,7 +151,7 @@ def make_blueprint() -> Blueprint:
         async with svc.db.begin() as conn:
             if not await signal_store.lift_block(conn, ip=address):
                 raise NotFound()
-            await svc.signal(conn, kind="unblock", value=address, until=now() + 86400)
+            await svc.bus.record(conn, kind="unblock", value=address, until=now() + 86400)
             await audit.record(
                 conn,
                 event="client.unblocked",
@@ -158,7 +159,7 @@ def make_blueprint() -> Blueprint:
                 target=address,
                 ip=request.remote_addr,
             )
-        await svc.announce()
+        await svc.bus.announce()
         return no_content()
 
     return bp

@@ -15,8 +15,8 @@ from ..models.docs import Revoked
 from ..models.users import RegisterIn, RevokeForm, TokenForm, TokenOut, UserPublic
 from ..security.authn import public
 from ..security.ratelimit import Decision, named_limits
-from ..services import services
 from .body import form_body, json_body, read_form
+from .current import services
 from .documented import oauth_errors, problems
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

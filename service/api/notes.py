@@ -15,10 +15,11 @@ from ..errors import NotFound, PreconditionFailed, ValidationFailed
 from ..models.common import Page, encode_cursor, iso
 from ..models.notes import NoteCreate, NotePublic, NoteQuery, NoteUpdate
 from ..security.authn import current_principal, require_scope
-from ..services import Services, services
+from ..services import Services
 from ..store import idempotency
 from ..store import notes as note_store
 from .body import cursor_after, json_body, query
+from .current import services
 from .documented import problems, request_headers, responds
 from .responses import no_content
 

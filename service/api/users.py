@@ -12,8 +12,8 @@ from ..errors import Unauthorized
 from ..models.docs import Me
 from ..models.users import ClientPublic, ExternalPublic
 from ..security.authn import current_principal, require_token
-from ..services import services
 from ..store import users as user_store
+from .current import services
 
 
 def make_blueprint() -> Blueprint:

@@ -1,6 +1,6 @@
 """The RFC 6749 grants of the token endpoint: password, refresh_token, client_credentials.
 
-Plain async functions over the service container; they raise the errors of
+Plain async functions over the parts they use (`parts.Parts`); they raise the errors of
 `service.errors` and never touch HTTP objects.
 """
 
@@ -21,7 +21,6 @@ from ..models.common import normalise_text
 from ..models.users import ROLE_SCOPES, TokenOut
 from ..security.ratelimit import Decision
 from ..security.tokens import new_opaque_token
-from ..services import Services
 from ..store import audit, sessions
 from ..store import users as user_store
 from .identity import (
@@ -32,6 +31,7 @@ from .identity import (
     sha256,
 )
 from .login_throttle import POLICY, LoginGate, Verdict, admit, count_failure, login_gate
+from .parts import Parts
 
 Report = Callable[[Decision], None]
 
@@ -47,7 +47,7 @@ def _token_response(access: str, claims: dict[str, Any], refresh: str | None) ->
     )
 
 
-def _throttled(svc: Services, verdict: Verdict) -> TooManyRequests:
+def _throttled(svc: Parts, verdict: Verdict) -> TooManyRequests:
     svc.metrics.logins.labels("failure").inc()
     svc.metrics.ratelimit_rejections.labels(POLICY).inc()
     security_event("ratelimit.exceeded", reason=POLICY, retry_after=verdict.retry_after)
@@ -56,10 +56,10 @@ def _throttled(svc: Services, verdict: Verdict) -> TooManyRequests:
 
 
 async def _login_failed(
-    svc: Services, gate: LoginGate, report: Report, ip: str, reason: str, user_id: str | None
+    svc: Parts, gate: LoginGate, report: Report, ip: str, reason: str, user_id: str | None
 ) -> OAuthError:
     report((await count_failure(svc.limiter, gate)).as_decision())
-    await svc.record_failure(ip, "login_failed")
+    await svc.abuse.record_failure(ip, "login_failed")
     svc.metrics.logins.labels("failure").inc()
     security_event("auth.login_failed", reason=reason, principal=user_id)
     async with svc.db.begin() as conn:
@@ -72,7 +72,7 @@ def _ignore(_decision: Decision) -> None:
 
 
 async def password_grant(
-    svc: Services, form: dict[str, str], ip: str, report: Report = _ignore
+    svc: Parts, form: dict[str, str], ip: str, report: Report = _ignore
 ) -> TokenOut:
     """`report` receives the state of the `login` policy for the RateLimit fields."""
     username = form.get("username", "")
@@ -133,7 +133,7 @@ async def password_grant(
 
 
 async def refresh_grant(
-    svc: Services, form: dict[str, str], authorization: str | None, ip: str
+    svc: Parts, form: dict[str, str], authorization: str | None, ip: str
 ) -> TokenOut:
     token = form.get("refresh_token", "")
     if not token:
@@ -144,7 +144,7 @@ async def refresh_grant(
         # to. Every login session belongs to the first-party (public) client.
         client = await _authenticate_client(svc, client_id, secret, basic, ip)
         if client["client_id"] != FIRST_PARTY_CLIENT:
-            await svc.record_failure(ip, "invalid_refresh")
+            await svc.abuse.record_failure(ip, "invalid_refresh")
             raise OAuthError("invalid_grant", "The refresh token was issued to another client.")
     refresh = new_opaque_token()
     async with svc.db.begin() as conn:
@@ -173,7 +173,7 @@ async def refresh_grant(
             )
             return _token_response(access, claims, refresh)
     if outcome.status == "reused" and session is not None:
-        await svc.announce()
+        await svc.bus.announce()
         security_event(
             "auth.refresh_reuse",
             level=logging.ERROR,
@@ -182,7 +182,7 @@ async def refresh_grant(
             sid=session["sid"],
         )
     else:
-        await svc.record_failure(ip, "invalid_refresh")
+        await svc.abuse.record_failure(ip, "invalid_refresh")
     raise OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked.")
 
 
@@ -204,7 +204,7 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
 
 
 async def _authenticate_client(
-    svc: Services, client_id: str, secret: str, basic: bool, ip: str
+    svc: Parts, client_id: str, secret: str, basic: bool, ip: str
 ) -> dict[str, Any]:
     """The client these credentials authenticate, or invalid_client (RFC 6749 §5.2)."""
     client = None
@@ -215,7 +215,7 @@ async def _authenticate_client(
     matches = hmac.compare_digest(expected, sha256(secret))
     if client is None or not matches or client["disabled"]:
         svc.metrics.logins.labels("failure").inc()
-        await svc.record_failure(ip, "client_auth_failed")
+        await svc.abuse.record_failure(ip, "client_auth_failed")
         security_event(
             "auth.login_failed", reason="invalid_client", principal=client_id[:64] or None
         )
@@ -226,7 +226,7 @@ async def _authenticate_client(
 
 
 async def client_credentials_grant(
-    svc: Services, form: dict[str, str], authorization: str | None, ip: str
+    svc: Parts, form: dict[str, str], authorization: str | None, ip: str
 ) -> TokenOut:
     client_id, secret, basic = _client_credentials(form, authorization)
     client = await _authenticate_client(svc, client_id, secret, basic, ip)

@@ -1,7 +1,7 @@
 """Identity rules: registration, revocation, user and client administration (the grants
 are in `grants.py`).
 
-Plain async functions over the service container; they raise the errors of
+Plain async functions over the parts they use (`parts.Parts`); they raise the errors of
 `service.errors` and never touch HTTP objects.
 """
 
@@ -16,10 +16,11 @@ from ..models.common import iso
 from ..models.users import ALL_SCOPES, ClientCreated, UserPublic
 from ..security.passwords import password_problems
 from ..security.tokens import LEEWAY_SECONDS, TokenRejected
-from ..services import Services, now
 from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
+from ..store.db import now
+from .parts import Parts
 
 FIRST_PARTY_CLIENT = "portcullis"
 DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
@@ -53,7 +54,7 @@ def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[st
 
 
 async def register(
-    svc: Services, *, username: str, password: str, role: str = "user", ip: str | None = None
+    svc: Parts, *, username: str, password: str, role: str = "user", ip: str | None = None
 ) -> dict[str, Any]:
     problems = password_problems(password, username)
     if problems:
@@ -77,17 +78,17 @@ async def register(
 # Revocation -----------------------------------------------------------------------
 
 
-async def revoke_session(svc: Services, conn: Any, sid: str) -> bool:
+async def revoke_session(svc: Parts, conn: Any, sid: str) -> bool:
     """Revoke a login session: its refresh tokens (DB) and its access tokens (sid).
     False, and nothing written, when it was revoked already."""
     if not await sessions.revoke_session(conn, sid=sid):
         return False
     until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
-    await svc.signal(conn, kind="sid", value=sid, until=until)
+    await svc.bus.record(conn, kind="sid", value=sid, until=until)
     return True
 
 
-async def _revoke_access_token(svc: Services, token: str, ip: str) -> bool:
+async def _revoke_access_token(svc: Parts, token: str, ip: str) -> bool:
     """True when `token` is one of our live access tokens (revoked now or before)."""
     if token.count(".") != 2:
         return False
@@ -105,17 +106,17 @@ async def _revoke_access_token(svc: Services, token: str, ip: str) -> bool:
                 return True
         if await signal_store.has_signal(conn, kind="jti", value=principal.jti):
             return True
-        await svc.signal(
+        await svc.bus.record(
             conn, kind="jti", value=principal.jti, until=principal.exp + LEEWAY_SECONDS
         )
         await audit.record(
             conn, event="auth.revoked", actor=principal.sub, target="access_token", ip=ip
         )
-    await svc.announce()
+    await svc.bus.announce()
     return True
 
 
-async def _revoke_refresh_token(svc: Services, token: str, ip: str) -> bool:
+async def _revoke_refresh_token(svc: Parts, token: str, ip: str) -> bool:
     """True when `token` is one of our refresh tokens (its session revoked now or before)."""
     async with svc.db.begin() as conn:
         session = await sessions.find_refresh_session(conn, token_hash=sha256(token))
@@ -126,11 +127,11 @@ async def _revoke_refresh_token(svc: Services, token: str, ip: str) -> bool:
         await audit.record(
             conn, event="auth.revoked", actor=session["user_id"], target="refresh_token", ip=ip
         )
-    await svc.announce()
+    await svc.bus.announce()
     return True
 
 
-async def revoke(svc: Services, token: str, hint: str | None, ip: str) -> None:
+async def revoke(svc: Parts, token: str, hint: str | None, ip: str) -> None:
     """RFC 7009: possession of the token is enough; unknown tokens are not an error.
     The hint only orders the search (§2.1): every token type is tried. Revoking a
     token again writes nothing."""
@@ -148,7 +149,7 @@ async def revoke(svc: Services, token: str, hint: str | None, ip: str) -> None:
 
 
 async def update_user(
-    svc: Services, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
+    svc: Parts, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
 ) -> dict[str, Any] | None:
     """Disable/enable or change role; either revokes the user's live sessions, so the
     change takes effect on the user's next request."""
@@ -166,7 +167,7 @@ async def update_user(
         if disabled_now or role_changed:
             for session in await sessions.revoke_user_sessions(conn, user_id=user_id):
                 until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
-                await svc.signal(conn, kind="sid", value=session["sid"], until=until)
+                await svc.bus.record(conn, kind="sid", value=session["sid"], until=until)
         if disabled_now:
             await audit.record(conn, event="user.disabled", actor=actor, target=user_id, ip=ip)
         elif changes.get("disabled") is False and before["disabled"]:
@@ -179,12 +180,12 @@ async def update_user(
                 target=f"{user_id}:{user['role']}",
                 ip=ip,
             )
-    await svc.announce()
+    await svc.bus.announce()
     return user
 
 
 async def create_client(
-    svc: Services, *, name: str, scopes: list[str], actor: str | None, ip: str | None
+    svc: Parts, *, name: str, scopes: list[str], actor: str | None, ip: str | None
 ) -> ClientCreated:
     if not set(scopes) <= ALL_SCOPES:
         raise ValidationFailed(errors=[{"loc": ["body", "scopes"], "msg": "unknown scope"}])

@@ -23,6 +23,11 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def now() -> float:
+    """The same clock as `now_us`, in seconds."""
+    return now_us() / 1_000_000
+
+
 def sqlite_file(dsn: str) -> Path | None:
     """The database file of a SQLite DSN (None for PostgreSQL, memory or URI names)."""
     url = make_url(dsn)

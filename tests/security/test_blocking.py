@@ -174,7 +174,7 @@ async def test_failures_in_flight_when_the_block_lands_are_consumed_too(
         await until_refused(via_a)
         await until_refused(via_b)
         for _ in range(3):  # three such requests, finishing on instance a
-            await svc_of(a).record_failure(ATTACKER, "http_401")
+            await svc_of(a).abuse.record_failure(ATTACKER, "http_401")
         first = await block_of(a)
         assert first["level"] == 0
         await asyncio.sleep(first["until_us"] / 1e6 - time.time() + 0.1)
