@@ -1,5 +1,5 @@
 """Request hooks: block check → authenticate → rate limit, and the response side
-(RateLimit fields, no-store, abuse counting, security event logs)."""
+(RateLimit fields, no-store, abuse counting)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,14 @@ from quart_rate_limiter import (
 
 from .api.current import services
 from .context import request_info
-from .errors import (
-    BadRequest,
-    ClientBlocked,
-    Forbidden,
-    InsufficientScope,
-    OAuthError,
-    TooManyRequests,
-    Unauthorized,
-    problem_response,
-)
+from .errors import BadRequest, ClientBlocked, Forbidden, OAuthError, TooManyRequests
 from .logging import get_logger, security_event
-from .security.authn import AUTH_ATTRIBUTE, ambiguous_credentials, authenticate
+from .security.authn import (
+    AUTH_ATTRIBUTE,
+    ambiguous_credentials,
+    authenticate,
+    set_authentication,
+)
 from .security.ratelimit import Check, Decision, NamedLimit
 
 _COUNTED = frozenset({401, 403, 404})
@@ -75,10 +71,11 @@ async def before_request() -> None:
     fields = request.headers.getlist("Authorization")
     if ambiguous_credentials(fields):
         _refuse_ambiguous_credentials()
-    principal, failure = await authenticate(
+    result = await authenticate(
         fields[0] if fields else None, svc.tokens, svc.denylist, svc.external
     )
-    g.principal, g.auth_failure = principal, failure
+    set_authentication(result)
+    principal = result.principal
     if principal is not None and info is not None:
         info.principal = principal.sub
     limits = _endpoint_limits(request.endpoint)
@@ -141,22 +138,3 @@ async def after_request(response: Response) -> Response:
             request.remote_addr or "unknown", f"http_{response.status_code}"
         )
     return response
-
-
-def observe_auth_errors(app: Quart) -> None:
-    """Log and count authentication/authorization failures where they are answered."""
-
-    @app.errorhandler(Unauthorized)
-    async def _unauthorized(error: Unauthorized) -> Response:
-        failure = g.get("auth_failure")
-        if failure is None and error.reason == "invalid_token":
-            failure = "inactive_principal"  # a valid token whose user or client is gone
-        if failure is not None:
-            services().metrics.auth_failures.labels(failure).inc()
-            security_event("auth.invalid_token", reason=failure)
-        return problem_response(error)
-
-    @app.errorhandler(InsufficientScope)
-    async def _insufficient(error: InsufficientScope) -> Response:
-        security_event("authz.denied", reason="insufficient_scope", detail=error.detail)
-        return problem_response(error)

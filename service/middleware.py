@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .api.problems import send_problem
 from .context import RequestInfo, current_request, request_info
-from .errors import PROBLEM_JSON, problem_body
 from .logging import get_logger
 from .metrics import Metrics
 from .security.headers import security_headers
@@ -39,24 +39,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
-
-
-async def send_problem(
-    send: Send, status: int, *, detail: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = problem_body(status, detail=detail)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class TrustedProxyMiddleware:

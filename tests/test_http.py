@@ -11,7 +11,7 @@ import httpx
 import pytest
 from quart import Quart
 
-from service.errors import problem_body
+from service.api.problems import problem_body
 from tests.conftest import bearer, client_for, user_token
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}

@@ -23,8 +23,9 @@ from quart_schema.validation import (
     DataSource,
 )
 
-from ..errors import BadRequest, OAuthError, UnsupportedMediaType, ValidationFailed, pydantic_errors
+from ..errors import BadRequest, OAuthError, UnsupportedMediaType, ValidationFailed
 from ..models.common import decode_cursor
+from .problems import pydantic_errors
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])

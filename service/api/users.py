@@ -8,7 +8,7 @@ from quart import Blueprint
 from quart_schema import document_response
 
 from ..domain import identity
-from ..errors import Unauthorized
+from ..errors import InactivePrincipal
 from ..models.docs import Me
 from ..models.users import ClientPublic, ExternalPublic
 from ..security.authn import current_principal, require_token
@@ -39,7 +39,7 @@ def make_blueprint() -> Blueprint:
             if principal.is_client:
                 client = await user_store.get_client(conn, client_id=principal.client_id)
                 if client is None or client["disabled"]:
-                    raise Unauthorized("The client no longer exists.", error="invalid_token")
+                    raise InactivePrincipal("The client no longer exists.")
                 return ClientPublic(
                     client_id=client["client_id"],
                     name=client["name"],
@@ -47,7 +47,7 @@ def make_blueprint() -> Blueprint:
                 ).model_dump()
             user = await user_store.get_user(conn, user_id=principal.sub)
         if user is None or user["disabled"]:
-            raise Unauthorized("The user no longer exists.", error="invalid_token")
+            raise InactivePrincipal("The user no longer exists.")
         return identity.user_public(user).model_dump()
 
     return bp
