@@ -8,7 +8,7 @@ from quart_schema import validate_response
 from ..domain import identity
 from ..errors import NotFound, ValidationFailed
 from ..models.admin import AuditEvent, BlockOut
-from ..models.common import Page, PageQuery, encode_cursor, iso
+from ..models.common import Page, PageQuery, iso
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
 from ..security.proxies import block_key
@@ -16,9 +16,10 @@ from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
 from ..store.db import now
-from .body import cursor_after, json_body, query
+from .body import json_body, query
 from .current import services
 from .documented import responds
+from .paging import before_id, keyset, page
 from .responses import no_content
 
 
@@ -31,16 +32,16 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[UserPublic])
     async def list_users(query_args: PageQuery) -> Page[UserPublic]:
         """All users, newest first."""
-        after = cursor_after(query_args.cursor, (int, str))
+        after = keyset(query_args.cursor)
         async with services().db.read() as conn:
-            rows = await user_store.list_users(
-                conn,
-                limit=query_args.limit + 1,
-                after=(int(after[0]), str(after[1])) if after else None,
-            )
-        items, more = rows[: query_args.limit], len(rows) > query_args.limit
-        cursor = encode_cursor(items[-1]["created_us"], items[-1]["id"]) if more else None
-        return Page[UserPublic](items=[identity.user_public(u) for u in items], next_cursor=cursor)
+            rows = await user_store.list_users(conn, limit=query_args.limit + 1, after=after)
+        return page(
+            Page[UserPublic],
+            rows,
+            query_args.limit,
+            identity.user_public,
+            lambda u: (u["created_us"], u["id"]),
+        )
 
     @bp.patch("/users/<user_id>")
     @require_scope("admin")
@@ -83,27 +84,22 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[AuditEvent])
     async def list_audit(query_args: PageQuery) -> Page[AuditEvent]:
         """Security audit events, newest first (read-only: nothing here can change one)."""
-        after = cursor_after(query_args.cursor, (int,))
+        before = before_id(query_args.cursor)
         async with services().db.read() as conn:
-            rows = await audit.list_events(
-                conn,
-                limit=query_args.limit + 1,
-                before_id=int(after[0]) if after else None,
-            )
-        items, more = rows[: query_args.limit], len(rows) > query_args.limit
-        return Page[AuditEvent](
-            items=[
-                AuditEvent(
-                    id=r["id"],
-                    ts=iso(r["ts_us"]),
-                    event=r["event"],
-                    actor=r["actor"],
-                    target=r["target"],
-                    ip=r["ip"],
-                )
-                for r in items
-            ],
-            next_cursor=encode_cursor(items[-1]["id"]) if more else None,
+            rows = await audit.list_events(conn, limit=query_args.limit + 1, before_id=before)
+        return page(
+            Page[AuditEvent],
+            rows,
+            query_args.limit,
+            lambda r: AuditEvent(
+                id=r["id"],
+                ts=iso(r["ts_us"]),
+                event=r["event"],
+                actor=r["actor"],
+                target=r["target"],
+                ip=r["ip"],
+            ),
+            lambda r: (r["id"],),
         )
 
     @bp.get("/blocks")
@@ -112,19 +108,15 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[BlockOut])
     async def list_blocks(query_args: PageQuery) -> Page[BlockOut]:
         """Client addresses blocked now."""
-        after = cursor_after(query_args.cursor, (int, str))
+        after = keyset(query_args.cursor)
         async with services().db.read() as conn:
-            rows = await signal_store.list_blocks(
-                conn,
-                limit=query_args.limit + 1,
-                after=(int(after[0]), str(after[1])) if after else None,
-            )
-        items, more = rows[: query_args.limit], len(rows) > query_args.limit
-        return Page[BlockOut](
-            items=[
-                BlockOut(ip=r["ip"], until=iso(r["until_us"]), reason=r["reason"]) for r in items
-            ],
-            next_cursor=encode_cursor(items[-1]["until_us"], items[-1]["ip"]) if more else None,
+            rows = await signal_store.list_blocks(conn, limit=query_args.limit + 1, after=after)
+        return page(
+            Page[BlockOut],
+            rows,
+            query_args.limit,
+            lambda r: BlockOut(ip=r["ip"], until=iso(r["until_us"]), reason=r["reason"]),
+            lambda r: (r["until_us"], r["ip"]),
         )
 
     @bp.delete("/blocks/<ip>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +13,17 @@ from .tables import idempotency
 KEEP_US = 24 * 3600 * 1_000_000
 
 
-async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The first answer given to a key: replayed as it was for the same request."""
+
+    request_hash: str
+    status: int
+    body: str
+    location: str | None
+
+
+async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> IdempotencyRecord | None:
     row = (
         await conn.execute(
             select(idempotency).where(
@@ -23,7 +33,11 @@ async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> dict[
             )
         )
     ).first()
-    return dict(row._mapping) if row else None
+    if row is None:
+        return None
+    return IdempotencyRecord(
+        request_hash=row.request_hash, status=row.status, body=row.body, location=row.location
+    )
 
 
 async def save_record(
