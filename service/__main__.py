@@ -69,7 +69,7 @@ async def _create_user(settings: Settings, name: str, role: str) -> int:
     finally:
         await svc.db.close()
         svc.passwords.close()
-    _out({"id": user["id"], "username": user["username"]})
+    _out({"id": user.id, "username": user.username})
     return 0
 
 

@@ -216,8 +216,8 @@ async def test_block_expires_and_doubles_on_repeat(blocking_app: Quart) -> None:
         assert r.status_code == 403
         async with blocking_app.extensions["portcullis"].db.begin() as conn:
             first = await signals.get_block(conn, ip=ATTACKER)
-        assert first is not None and first["level"] == 0
-        assert 1.5 < (first["until_us"] - first["created_us"]) / 1e6 <= 2.0
+        assert first is not None and first.level == 0
+        assert 1.5 < (first.until_us - first.created_us) / 1e6 <= 2.0
         await asyncio.sleep(2.1)
         # the block is over; failing on regardless brings a longer one
         assert (await attacker.get("/v1/notes")).status_code == 401
@@ -226,8 +226,8 @@ async def test_block_expires_and_doubles_on_repeat(blocking_app: Quart) -> None:
         assert r.status_code == 403
         async with blocking_app.extensions["portcullis"].db.begin() as conn:
             second = await signals.get_block(conn, ip=ATTACKER)
-        assert second is not None and second["level"] == 1
-        assert 3.5 < (second["until_us"] - second["created_us"]) / 1e6 <= 4.0
+        assert second is not None and second.level == 1
+        assert 3.5 < (second.until_us - second.created_us) / 1e6 <= 4.0
 
 
 async def test_exempt_networks_are_never_blocked(blocking_app: Quart) -> None:

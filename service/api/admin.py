@@ -8,7 +8,7 @@ from quart_schema import validate_response
 from ..domain import identity
 from ..errors import NotFound, ValidationFailed
 from ..models.admin import AuditEvent, BlockOut
-from ..models.common import Page, PageQuery, iso
+from ..models.common import Page, PageQuery
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
 from ..security.proxies import block_key
@@ -39,8 +39,8 @@ def make_blueprint() -> Blueprint:
             Page[UserPublic],
             rows,
             query_args.limit,
-            identity.user_public,
-            lambda u: (u["created_us"], u["id"]),
+            UserPublic.from_row,
+            lambda u: (u.created_us, u.id),
         )
 
     @bp.patch("/users/<user_id>")
@@ -61,7 +61,7 @@ def make_blueprint() -> Blueprint:
         )
         if user is None:
             raise NotFound()
-        return identity.user_public(user)
+        return UserPublic.from_row(user)
 
     @bp.post("/clients")
     @require_scope("admin")
@@ -91,15 +91,8 @@ def make_blueprint() -> Blueprint:
             Page[AuditEvent],
             rows,
             query_args.limit,
-            lambda r: AuditEvent(
-                id=r["id"],
-                ts=iso(r["ts_us"]),
-                event=r["event"],
-                actor=r["actor"],
-                target=r["target"],
-                ip=r["ip"],
-            ),
-            lambda r: (r["id"],),
+            AuditEvent.from_row,
+            lambda r: (r.id,),
         )
 
     @bp.get("/blocks")
@@ -115,8 +108,8 @@ def make_blueprint() -> Blueprint:
             Page[BlockOut],
             rows,
             query_args.limit,
-            lambda r: BlockOut(ip=r["ip"], until=iso(r["until_us"]), reason=r["reason"]),
-            lambda r: (r["until_us"], r["ip"]),
+            BlockOut.from_row,
+            lambda r: (r.until_us, r.ip),
         )
 
     @bp.delete("/blocks/<ip>")

@@ -48,7 +48,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         user = await identity.register(
             services(), username=data.username, password=data.password, ip=request.remote_addr
         )
-        return identity.user_public(user), 201
+        return UserPublic.from_row(user), 201
 
     @bp.post("/token")
     @rate_limit(limits=named_limits("token", settings.limits("token"), "ip"))

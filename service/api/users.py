@@ -7,10 +7,9 @@ from typing import Any
 from quart import Blueprint
 from quart_schema import document_response
 
-from ..domain import identity
 from ..errors import InactivePrincipal
 from ..models.docs import Me
-from ..models.users import ClientPublic, ExternalPublic
+from ..models.users import ClientPublic, ExternalPublic, UserPublic
 from ..security.authn import current_principal, require_token
 from ..store import users as user_store
 from .current import services
@@ -38,16 +37,12 @@ def make_blueprint() -> Blueprint:
         async with svc.db.read() as conn:
             if principal.is_client:
                 client = await user_store.get_client(conn, client_id=principal.client_id)
-                if client is None or client["disabled"]:
+                if client is None or client.disabled:
                     raise InactivePrincipal("The client no longer exists.")
-                return ClientPublic(
-                    client_id=client["client_id"],
-                    name=client["name"],
-                    scopes=client["scopes"].split(),
-                ).model_dump()
+                return ClientPublic.from_row(client).model_dump()
             user = await user_store.get_user(conn, user_id=principal.sub)
-        if user is None or user["disabled"]:
+        if user is None or user.disabled:
             raise InactivePrincipal("The user no longer exists.")
-        return identity.user_public(user).model_dump()
+        return UserPublic.from_row(user).model_dump()
 
     return bp

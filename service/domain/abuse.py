@@ -59,7 +59,7 @@ class AbusePolicy:
                 )
                 if block is None:
                     return  # already blocked (by this or another process)
-                until = block["until_us"] / 1_000_000
+                until = block.until_us / 1_000_000
                 await self.bus.record(conn, kind="block", value=key, until=until, data=reason)
                 await audit.record(conn, event="client.blocked", actor=None, target=key, ip=ip)
         except IntegrityError:
@@ -75,6 +75,6 @@ class AbusePolicy:
             reason=reason,
             client_ip=ip,
             block=key,
-            seconds=block["seconds"],
+            seconds=block.seconds,
             until=json.dumps(until),
         )

@@ -12,14 +12,14 @@ import secrets
 from typing import Any
 
 from ..errors import Conflict, OAuthError, ValidationFailed
-from ..models.common import iso
-from ..models.users import ALL_SCOPES, ClientCreated, UserPublic
+from ..models.users import ALL_SCOPES, ClientCreated
 from ..security.passwords import password_problems
 from ..security.tokens import LEEWAY_SECONDS, TokenRejected
 from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
 from ..store.db import now
+from ..store.users import UserRow
 from .parts import Parts
 
 FIRST_PARTY_CLIENT = "portcullis"
@@ -28,16 +28,6 @@ DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
 def sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def user_public(user: dict[str, Any]) -> UserPublic:
-    return UserPublic(
-        id=user["id"],
-        username=user["username"],
-        role=user["role"],
-        disabled=bool(user["disabled"]),
-        created_at=iso(user["created_us"]),
-    )
 
 
 def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[str]:
@@ -55,7 +45,7 @@ def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[st
 
 async def register(
     svc: Parts, *, username: str, password: str, role: str = "user", ip: str | None = None
-) -> dict[str, Any]:
+) -> UserRow:
     problems = password_problems(password, username)
     if problems:
         raise ValidationFailed(
@@ -69,9 +59,7 @@ async def register(
             )
         except user_store.UsernameTaken:
             raise Conflict("That username is taken.") from None
-        await audit.record(
-            conn, event="user.registered", actor=user["id"], target=user["id"], ip=ip
-        )
+        await audit.record(conn, event="user.registered", actor=user.id, target=user.id, ip=ip)
     return user
 
 
@@ -102,7 +90,7 @@ async def _revoke_access_token(svc: Parts, token: str, ip: str) -> bool:
         if principal.sid is not None:
             # locks the session row, so two revocations of one token take turns
             session = await sessions.get_session(conn, sid=principal.sid, lock=True)
-            if session is None or session["revoked_us"] is not None:
+            if session is None or session.revoked_us is not None:
                 return True
         if await signal_store.has_signal(conn, kind="jti", value=principal.jti):
             return True
@@ -122,10 +110,10 @@ async def _revoke_refresh_token(svc: Parts, token: str, ip: str) -> bool:
         session = await sessions.find_refresh_session(conn, token_hash=sha256(token))
         if session is None:
             return False
-        if not await revoke_session(svc, conn, session["sid"]):
+        if not await revoke_session(svc, conn, session.sid):
             return True
         await audit.record(
-            conn, event="auth.revoked", actor=session["user_id"], target="refresh_token", ip=ip
+            conn, event="auth.revoked", actor=session.user_id, target="refresh_token", ip=ip
         )
     await svc.bus.announce()
     return True
@@ -150,7 +138,7 @@ async def revoke(svc: Parts, token: str, hint: str | None, ip: str) -> None:
 
 async def update_user(
     svc: Parts, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
-) -> dict[str, Any] | None:
+) -> UserRow | None:
     """Disable/enable or change role; either revokes the user's live sessions, so the
     change takes effect on the user's next request."""
     async with svc.db.begin() as conn:
@@ -162,22 +150,22 @@ async def update_user(
         user = await user_store.update_user(conn, user_id=user_id, changes=changes)
         if user is None:
             return None
-        disabled_now = changes.get("disabled") is True and not before["disabled"]
-        role_changed = "role" in changes and changes["role"] != before["role"]
+        disabled_now = changes.get("disabled") is True and not before.disabled
+        role_changed = "role" in changes and changes["role"] != before.role
         if disabled_now or role_changed:
             for session in await sessions.revoke_user_sessions(conn, user_id=user_id):
                 until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
-                await svc.bus.record(conn, kind="sid", value=session["sid"], until=until)
+                await svc.bus.record(conn, kind="sid", value=session.sid, until=until)
         if disabled_now:
             await audit.record(conn, event="user.disabled", actor=actor, target=user_id, ip=ip)
-        elif changes.get("disabled") is False and before["disabled"]:
+        elif changes.get("disabled") is False and before.disabled:
             await audit.record(conn, event="user.enabled", actor=actor, target=user_id, ip=ip)
         if role_changed:
             await audit.record(
                 conn,
                 event="user.role_changed",
                 actor=actor,
-                target=f"{user_id}:{user['role']}",
+                target=f"{user_id}:{user.role}",
                 ip=ip,
             )
     await svc.bus.announce()

@@ -22,6 +22,31 @@ class Signal:
     data: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    ip: str  # the client key: an address, or an IPv6 prefix
+    until_us: int
+    reason: str
+    level: int  # 0 for a first block, +1 for each repeat within a day
+    created_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewBlock:
+    until_us: int
+    seconds: int
+
+
+def _block(row: Any) -> BlockRow:
+    return BlockRow(
+        ip=row.ip,
+        until_us=row.until_us,
+        reason=row.reason,
+        level=row.level,
+        created_us=row.created_us,
+    )
+
+
 def _signal(row: Any) -> Signal:
     return Signal(
         id=int(row.id),
@@ -96,10 +121,6 @@ async def inflight_writers(conn: AsyncConnection) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
-async def last_signal_id(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(select(func.coalesce(func.max(signals.c.id), 0))) or 0)
-
-
 async def purge_expired(conn: AsyncConnection) -> None:
     # The newest row stays even when expired: SQLite hands the highest rowid out again
     # once its row is deleted, and a re-used id would look already read to the pollers.
@@ -109,23 +130,23 @@ async def purge_expired(conn: AsyncConnection) -> None:
     )
 
 
-async def get_block(conn: AsyncConnection, *, ip: str) -> dict[str, Any] | None:
+async def get_block(conn: AsyncConnection, *, ip: str) -> BlockRow | None:
     row = (await conn.execute(select(blocks).where(blocks.c.ip == ip))).first()
-    return dict(row._mapping) if row else None
+    return _block(row) if row else None
 
 
 async def start_block(
     conn: AsyncConnection, *, ip: str, reason: str, base_seconds: int, max_seconds: int = 86400
-) -> dict[str, Any] | None:
+) -> NewBlock | None:
     """Block `ip` unless it is blocked already; the block doubles on each repeat within
     a day. Returns the new block, or None when another process blocked it first."""
     now = now_us()
     existing = await get_block(conn, ip=ip)
-    if existing is not None and existing["until_us"] > now:
+    if existing is not None and existing.until_us > now:
         return None
     level = 0
-    if existing is not None and existing["until_us"] > now - 86400 * 1_000_000:
-        level = int(existing["level"]) + 1
+    if existing is not None and existing.until_us > now - 86400 * 1_000_000:
+        level = int(existing.level) + 1
     seconds = min(base_seconds * (2**level), max_seconds)
     values = {
         "ip": ip,
@@ -144,7 +165,7 @@ async def start_block(
         )
         if result.rowcount != 1:
             return None
-    return values | {"seconds": seconds}
+    return NewBlock(until_us=now + seconds * 1_000_000, seconds=seconds)
 
 
 async def lift_block(conn: AsyncConnection, *, ip: str) -> bool:
@@ -158,7 +179,7 @@ async def lift_block(conn: AsyncConnection, *, ip: str) -> bool:
 
 async def list_blocks(
     conn: AsyncConnection, *, limit: int, after: tuple[int, str] | None
-) -> list[dict[str, Any]]:
+) -> list[BlockRow]:
     query = (
         select(blocks)
         .where(blocks.c.until_us > now_us())
@@ -170,4 +191,4 @@ async def list_blocks(
         query = query.where(
             (blocks.c.until_us < until) | ((blocks.c.until_us == until) & (blocks.c.ip < ip))
         )
-    return [dict(r._mapping) for r in await conn.execute(query)]
+    return [_block(r) for r in await conn.execute(query)]
