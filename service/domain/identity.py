@@ -20,7 +20,7 @@ from ..store import signals as signal_store
 from ..store import users as user_store
 from ..store.db import now
 from ..store.users import UserRow
-from .parts import Parts
+from .parts import Accounts, Parts, Storage
 
 FIRST_PARTY_CLIENT = "portcullis"
 DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
@@ -44,7 +44,7 @@ def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[st
 
 
 async def register(
-    svc: Parts, *, username: str, password: str, role: str = "user", ip: str | None = None
+    svc: Accounts, *, username: str, password: str, role: str = "user", ip: str | None = None
 ) -> UserRow:
     problems = password_problems(password, username)
     if problems:
@@ -173,7 +173,7 @@ async def update_user(
 
 
 async def create_client(
-    svc: Parts, *, name: str, scopes: list[str], actor: str | None, ip: str | None
+    svc: Storage, *, name: str, scopes: list[str], actor: str | None, ip: str | None
 ) -> ClientCreated:
     if not set(scopes) <= ALL_SCOPES:
         raise ValidationFailed(errors=[{"loc": ["body", "scopes"], "msg": "unknown scope"}])

@@ -1,7 +1,9 @@
 """The parts of the service the domain functions use, as a protocol (no upward import).
 
-`service.services.Services` provides them; the domain layer names only this protocol,
-so it depends on the parts below it and never on the wiring above it.
+`service.services.Services` provides them all; the domain layer names only these
+protocols, so it depends on the parts below it and never on the wiring above it. A
+function that needs less asks for less (`Storage`, `Accounts`), so the command line can
+call it with just a database and a password hasher.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ from ..store.db import Database
 from .abuse import AbusePolicy
 
 
-class Parts(Protocol):
+class Storage(Protocol):
+    db: Database
+
+
+class Accounts(Storage, Protocol):
+    passwords: PasswordService
+
+
+class Parts(Accounts, Protocol):
     settings: Settings
     metrics: Metrics
-    db: Database
     tokens: TokenService
-    passwords: PasswordService
     denylist: Denylist
     limiter: Limiter
     bus: SignalBus
