@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from quart import Quart, Response, current_app, g, request
-from quart_rate_limiter import (
-    QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE,
-    QUART_RATE_LIMITER_LIMITS_ATTRIBUTE,
-)
+from quart import Response, current_app, g, request
 
 from .api.current import services
+from .api.declared import limits_for
 from .context import request_info
 from .errors import BadRequest, ClientBlocked, Forbidden, OAuthError, TooManyRequests
 from .logging import get_logger, security_event
@@ -26,21 +23,6 @@ from .security.ratelimit import Check, Decision, NamedLimit
 _COUNTED = frozenset({401, 403, 404})
 _OAUTH_ENDPOINTS = frozenset({"v1.auth.token", "v1.auth.revoke"})  # RFC 6749 error shape
 log = get_logger("portcullis.guard")
-
-
-def limits_for(app: Quart, endpoint: str | None, blueprints: list[str]) -> list[NamedLimit] | None:
-    """The limits declared for an endpoint (route, then its blueprints outwards);
-    None when the route is explicitly exempt or unknown."""
-    view = app.view_functions.get(endpoint) if endpoint else None
-    if view is None or getattr(view, QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, False):
-        return None
-    found: list[NamedLimit] = list(getattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, []))
-    for name in blueprints:
-        found += getattr(app.blueprints.get(name), QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [])
-    unique: dict[tuple[str, int, int], NamedLimit] = {}
-    for limit in found:
-        unique.setdefault((limit.name, limit.count, limit.window), limit)
-    return list(unique.values())
 
 
 def _endpoint_limits(endpoint: str | None) -> list[NamedLimit] | None:

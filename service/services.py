@@ -16,11 +16,12 @@ from .config import Settings
 from .domain.abuse import AbusePolicy
 from .health import Health
 from .metrics import Metrics
+from .models.issuers import load_issuers
 from .redisclient import close as close_redis
 from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
-from .security.issuers import ExternalIssuers, load_issuers
+from .security.issuers import ExternalIssuers
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
 from .security.passwords import PasswordService
