@@ -19,7 +19,7 @@ from ..store.db import now
 from .body import json_body, query
 from .current import services
 from .documented import responds
-from .paging import before_id, keyset, page
+from .paging import last_id, read_page
 from .responses import no_content
 
 
@@ -32,13 +32,11 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[UserPublic])
     async def list_users(query_args: PageQuery) -> Page[UserPublic]:
         """All users, newest first."""
-        after = keyset(query_args.cursor)
-        async with services().db.read() as conn:
-            rows = await user_store.list_users(conn, limit=query_args.limit + 1, after=after)
-        return page(
+        return await read_page(
+            services().db,
+            user_store.list_users,
+            query_args,
             Page[UserPublic],
-            rows,
-            query_args.limit,
             UserPublic.from_row,
             lambda u: (u.created_us, u.id),
         )
@@ -84,15 +82,14 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[AuditEvent])
     async def list_audit(query_args: PageQuery) -> Page[AuditEvent]:
         """Security audit events, newest first (read-only: nothing here can change one)."""
-        before = before_id(query_args.cursor)
-        async with services().db.read() as conn:
-            rows = await audit.list_events(conn, limit=query_args.limit + 1, before_id=before)
-        return page(
+        return await read_page(
+            services().db,
+            audit.list_events,
+            query_args,
             Page[AuditEvent],
-            rows,
-            query_args.limit,
             AuditEvent.from_row,
             lambda r: (r.id,),
+            cursor=last_id,
         )
 
     @bp.get("/blocks")
@@ -101,13 +98,11 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[BlockOut])
     async def list_blocks(query_args: PageQuery) -> Page[BlockOut]:
         """Client addresses blocked now."""
-        after = keyset(query_args.cursor)
-        async with services().db.read() as conn:
-            rows = await signal_store.list_blocks(conn, limit=query_args.limit + 1, after=after)
-        return page(
+        return await read_page(
+            services().db,
+            signal_store.list_blocks,
+            query_args,
             Page[BlockOut],
-            rows,
-            query_args.limit,
             BlockOut.from_row,
             lambda r: (r.until_us, r.ip),
         )

@@ -1,17 +1,19 @@
 """Keyset pages for every list: the position a `cursor` names, and the page out.
 
-A list handler asks the store for `limit + 1` rows after `keyset(cursor)` (or
-`before_id(cursor)`); `page` keeps `limit` of them and issues the next cursor from the
-last one kept when there was one more.
+A list asks for `limit + 1` rows after the position its cursor names (`keyset`, or
+`last_id` for lists ordered by id alone); `page` keeps `limit` of them and issues the
+next cursor from the last one kept when there was one more. `read_page` does both for a
+store function `fetch(conn, *, limit, after)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import BadRequest
-from ..models.common import Page, decode_cursor, encode_cursor
+from ..models.common import Page, PageQuery, decode_cursor, encode_cursor
+from ..store.db import Database
 
 R = TypeVar("R")
 P = TypeVar("P", bound=Page[Any])
@@ -34,8 +36,8 @@ def keyset(raw: str | None) -> tuple[int, str] | None:
     return (int(after[0]), str(after[1])) if after else None
 
 
-def before_id(raw: str | None) -> int | None:
-    """An id position, for lists ordered by descending id."""
+def last_id(raw: str | None) -> int | None:
+    """An id position, for lists ordered by id alone."""
     after = cursor_after(raw, (int,))
     return int(after[0]) if after else None
 
@@ -54,3 +56,20 @@ def page(
         items=[public(row) for row in items],
         next_cursor=encode_cursor(*position(items[-1])) if more else None,
     )
+
+
+async def read_page(
+    db: Database,
+    fetch: Callable[..., Awaitable[Sequence[R]]],
+    query: PageQuery,
+    model: type[P],
+    public: Callable[[R], Any],
+    position: Callable[[R], tuple[int | str, ...]],
+    *,
+    cursor: Callable[[str | None], Any] = keyset,
+) -> P:
+    """One page of `fetch(conn, *, limit, after)`, read in a read-only transaction."""
+    after = cursor(query.cursor)
+    async with db.read() as conn:
+        rows = await fetch(conn, limit=query.limit + 1, after=after)
+    return page(model, rows, query.limit, public, position)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import NotFound, PreconditionFailed, ValidationFailed
 from ..models.notes import NoteCreate, NotePublic
@@ -32,10 +33,17 @@ def location(note_id: str) -> str:
     return f"/v1/notes/{note_id}"
 
 
-def _satisfies(wanted: frozenset[str] | None, version: int) -> None:
-    """412 unless the note's current ETag satisfies `If-Match` (when one was sent)."""
-    if wanted is not None and wanted is not ANY and etag(version) not in wanted:
+async def _current(
+    conn: AsyncConnection, owner: str, note_id: str, if_match: frozenset[str] | None
+) -> NoteRow:
+    """The note as it is now: 404 when missing, 412 unless its ETag satisfies `If-Match`
+    (when one was sent)."""
+    note = await note_store.get_note(conn, note_id=note_id, owner_id=owner)
+    if note is None:
+        raise NotFound()
+    if if_match is not None and if_match is not ANY and etag(note.version) not in if_match:
         raise PreconditionFailed()
+    return note
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +121,7 @@ async def update(
     the other (each re-checks `if_match`), never lost."""
     async with db.begin() as conn:
         for _ in range(MAX_PATCH_RETRIES):
-            current = await note_store.get_note(conn, note_id=note_id, owner_id=owner)
-            if current is None:
-                raise NotFound()
-            _satisfies(if_match, current.version)
+            current = await _current(conn, owner, note_id, if_match)
             note = await note_store.update_note(
                 conn,
                 note_id=note_id,
@@ -135,10 +140,7 @@ async def delete(
 ) -> None:
     """Delete the note when `if_match` holds (a named version must still be current)."""
     async with db.begin() as conn:
-        current = await note_store.get_note(conn, note_id=note_id, owner_id=owner)
-        if current is None:
-            raise NotFound()
-        _satisfies(if_match, current.version)
+        current = await _current(conn, owner, note_id, if_match)
         deleted = await note_store.delete_note(
             conn,
             note_id=note_id,

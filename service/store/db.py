@@ -3,11 +3,12 @@ PostgreSQL (asyncpg)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -17,6 +18,19 @@ from ..files import create_private_file
 
 _READ_ONLY = "portcullis_read_only"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+R = TypeVar("R")
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def typed_row(cls: type[R], row: Any) -> R:
+    """A result row as the dataclass `cls`: each field read from the column of its name
+    (columns the dataclass does not name are left out)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return cls(*[getattr(row, name) for name in names])
 
 
 def now_us() -> int:

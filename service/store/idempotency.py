@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import idempotency
 
 KEEP_US = 24 * 3600 * 1_000_000
@@ -35,9 +35,7 @@ async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> Idemp
     ).first()
     if row is None:
         return None
-    return IdempotencyRecord(
-        request_hash=row.request_hash, status=row.status, body=row.body, location=row.location
-    )
+    return typed_row(IdempotencyRecord, row)
 
 
 async def save_record(

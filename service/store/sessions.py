@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import login_sessions, refresh_tokens
 
 
@@ -20,17 +19,6 @@ class SessionRow:
     created_us: int
     expires_us: int
     revoked_us: int | None
-
-
-def _session(row: Any) -> SessionRow:
-    return SessionRow(
-        sid=row.sid,
-        user_id=row.user_id,
-        scope=row.scope,
-        created_us=row.created_us,
-        expires_us=row.expires_us,
-        revoked_us=row.revoked_us,
-    )
 
 
 @dataclass(frozen=True)
@@ -81,7 +69,7 @@ async def use_refresh_token(conn: AsyncConnection, *, token_hash: str) -> Refres
     ).first()
     if session_row is None:
         return RefreshOutcome("unknown")
-    session = _session(session_row)
+    session = typed_row(SessionRow, session_row)
     if row.used_us is not None:
         return RefreshOutcome("reused", session)
     result = await conn.execute(
@@ -106,14 +94,14 @@ async def find_refresh_session(conn: AsyncConnection, *, token_hash: str) -> Ses
             .where(refresh_tokens.c.token_hash == token_hash)
         )
     ).first()
-    return _session(row) if row else None
+    return typed_row(SessionRow, row) if row else None
 
 
 async def get_session(conn: AsyncConnection, *, sid: str, lock: bool = False) -> SessionRow | None:
     """The session; with `lock`, its row stays locked until the transaction ends."""
     query = select(login_sessions).where(login_sessions.c.sid == sid)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    return _session(row) if row else None
+    return typed_row(SessionRow, row) if row else None
 
 
 async def revoke_session(conn: AsyncConnection, *, sid: str) -> bool:
@@ -143,4 +131,4 @@ async def revoke_user_sessions(conn: AsyncConnection, *, user_id: str) -> list[S
         .where(login_sessions.c.user_id == user_id, login_sessions.c.revoked_us.is_(None))
         .values(revoked_us=now)
     )
-    return [_session(r) for r in rows]
+    return [typed_row(SessionRow, r) for r in rows]

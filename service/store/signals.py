@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import blocks, signals
 
 
@@ -35,26 +35,6 @@ class BlockRow:
 class NewBlock:
     until_us: int
     seconds: int
-
-
-def _block(row: Any) -> BlockRow:
-    return BlockRow(
-        ip=row.ip,
-        until_us=row.until_us,
-        reason=row.reason,
-        level=row.level,
-        created_us=row.created_us,
-    )
-
-
-def _signal(row: Any) -> Signal:
-    return Signal(
-        id=int(row.id),
-        kind=row.kind,
-        value=row.value,
-        expires_us=int(row.expires_us),
-        data=row.data,
-    )
 
 
 async def add_signal(
@@ -91,7 +71,7 @@ async def signals_after(
         .order_by(signals.c.id)
         .limit(limit)
     )
-    return [_signal(r) for r in rows]
+    return [typed_row(Signal, r) for r in rows]
 
 
 async def signals_between(
@@ -104,7 +84,7 @@ async def signals_between(
         .order_by(signals.c.id)
         .limit(limit)
     )
-    return [_signal(r) for r in rows]
+    return [typed_row(Signal, r) for r in rows]
 
 
 _INFLIGHT = text(
@@ -132,7 +112,7 @@ async def purge_expired(conn: AsyncConnection) -> None:
 
 async def get_block(conn: AsyncConnection, *, ip: str) -> BlockRow | None:
     row = (await conn.execute(select(blocks).where(blocks.c.ip == ip))).first()
-    return _block(row) if row else None
+    return typed_row(BlockRow, row) if row else None
 
 
 async def start_block(
@@ -191,4 +171,4 @@ async def list_blocks(
         query = query.where(
             (blocks.c.until_us < until) | ((blocks.c.until_us == until) & (blocks.c.ip < ip))
         )
-    return [_block(r) for r in await conn.execute(query)]
+    return [typed_row(BlockRow, r) for r in await conn.execute(query)]

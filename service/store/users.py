@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import clients, users
 
 
@@ -39,29 +39,6 @@ class ClientRow:
     created_us: int
 
 
-def _user(row: Any) -> UserRow:
-    return UserRow(
-        id=row.id,
-        username=row.username,
-        password_hash=row.password_hash,
-        role=row.role,
-        disabled=bool(row.disabled),
-        created_us=row.created_us,
-        updated_us=row.updated_us,
-    )
-
-
-def _client(row: Any) -> ClientRow:
-    return ClientRow(
-        client_id=row.client_id,
-        name=row.name,
-        secret_hash=row.secret_hash,
-        scopes=row.scopes,
-        disabled=bool(row.disabled),
-        created_us=row.created_us,
-    )
-
-
 async def create_user(
     conn: AsyncConnection, *, username: str, password_hash: str, role: str
 ) -> UserRow:
@@ -88,12 +65,12 @@ async def get_user(conn: AsyncConnection, *, user_id: str, lock: bool = False) -
     (PostgreSQL `FOR UPDATE`; SQLite's write transactions are serial anyway)."""
     query = select(users).where(users.c.id == user_id)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    return _user(row) if row else None
+    return typed_row(UserRow, row) if row else None
 
 
 async def get_user_by_name(conn: AsyncConnection, *, username: str) -> UserRow | None:
     row = (await conn.execute(select(users).where(users.c.username == username))).first()
-    return _user(row) if row else None
+    return typed_row(UserRow, row) if row else None
 
 
 async def set_password_hash(conn: AsyncConnection, *, user_id: str, password_hash: str) -> None:
@@ -126,7 +103,7 @@ async def list_users(
             (users.c.created_us < created)
             | ((users.c.created_us == created) & (users.c.id < last_id))
         )
-    return [_user(row) for row in await conn.execute(query)]
+    return [typed_row(UserRow, row) for row in await conn.execute(query)]
 
 
 async def create_client(
@@ -146,4 +123,4 @@ async def create_client(
 
 async def get_client(conn: AsyncConnection, *, client_id: str) -> ClientRow | None:
     row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
-    return _client(row) if row else None
+    return typed_row(ClientRow, row) if row else None
