@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -68,18 +68,7 @@ async def create_note(
         updated_us=now,
         version=1,
     )
-    await conn.execute(
-        notes.insert().values(
-            id=note.id,
-            owner_id=owner_id,
-            title=title,
-            body=body,
-            tags=json.dumps(tags),
-            created_us=now,
-            updated_us=now,
-            version=1,
-        )
-    )
+    await conn.execute(notes.insert().values(**asdict(note) | {"tags": json.dumps(tags)}))
     await _set_tags(conn, note_id=note.id, owner_id=owner_id, tags=tags, created_us=now)
     return note
 
