@@ -1,4 +1,5 @@
-"""Bearer authentication and per-route authorization decisions (deny by default).
+"""Bearer authentication: the request's typed `Authentication`, and per-route access
+decisions (deny by default).
 
 `authenticate` turns the `Authorization` header into an `Authentication` (a Principal,
 a failure reason, or neither) without any I/O; `ambiguous_credentials` spots a request

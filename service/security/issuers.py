@@ -1,5 +1,5 @@
-"""External token issuers (`PORTCULLIS_TRUSTED_ISSUERS`): their configuration, their
-key sets, and validation of the access tokens they sign.
+"""External token issuers (`PORTCULLIS_TRUSTED_ISSUERS`): their key sets, and validation
+of the access tokens they sign (the file's entries are `models.issuers.IssuerConfig`).
 
 The unverified `iss` only chooses which configured issuer to try. A key is never taken
 from the token (`jku`, `x5u`, `jwk`, `x5c` are refused); `kid` only picks among the keys

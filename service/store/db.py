@@ -1,5 +1,5 @@
-"""The async engine: SQLite (WAL, busy timeout, foreign keys, private files) or
-PostgreSQL (asyncpg)."""
+"""The database: the async engine, SQLite (WAL, busy timeout, foreign keys, private files)
+or PostgreSQL (asyncpg), with the clock and the typed-row mapping every store module uses."""
 
 from __future__ import annotations
 
