@@ -67,8 +67,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     app.extensions[EXTENSION] = svc
 
     register_error_handlers(app, svc.metrics)
-    app.before_request(guard.before_request)
-    app.after_request(guard.after_request)
+    guard.install(app, svc)
     app.before_serving(svc.start)
     app.after_serving(svc.stop)
 
