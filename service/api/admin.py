@@ -15,7 +15,6 @@ from ..security.proxies import block_key
 from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
-from ..store.db import now
 from .body import json_body, query
 from .current import services
 from .documented import responds
@@ -128,18 +127,8 @@ def make_blueprint() -> Blueprint:
         address = block_key(name, svc.settings.ipv6_prefix)
         if address is None:
             raise NotFound()
-        async with svc.db.begin() as conn:
-            if not await signal_store.lift_block(conn, ip=address):
-                raise NotFound()
-            await svc.bus.record(conn, kind="unblock", value=address, until=now() + 86400)
-            await audit.record(
-                conn,
-                event="client.unblocked",
-                actor=current_principal().sub,
-                target=address,
-                ip=request.remote_addr,
-            )
-        await svc.bus.announce()
+        if not await svc.abuse.lift(address, actor=current_principal().sub, ip=request.remote_addr):
+            raise NotFound()
         return no_content()
 
     return bp

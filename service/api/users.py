@@ -7,11 +7,10 @@ from typing import Any
 from quart import Blueprint
 from quart_schema import document_response
 
-from ..errors import InactivePrincipal
+from ..domain import identity
 from ..models.docs import Me
-from ..models.users import ClientPublic, ExternalPublic, UserPublic
+from ..models.users import ExternalPublic
 from ..security.authn import current_principal, require_token
-from ..store import users as user_store
 from .current import services
 
 
@@ -33,16 +32,6 @@ def make_blueprint() -> Blueprint:
                 role=principal.role or "user",
                 scopes=sorted(principal.scopes),
             ).model_dump()
-        svc = services()
-        async with svc.db.read() as conn:
-            if principal.is_client:
-                client = await user_store.get_client(conn, client_id=principal.client_id)
-                if client is None or client.disabled:
-                    raise InactivePrincipal("The client no longer exists.")
-                return ClientPublic.from_row(client).model_dump()
-            user = await user_store.get_user(conn, user_id=principal.sub)
-        if user is None or user.disabled:
-            raise InactivePrincipal("The user no longer exists.")
-        return UserPublic.from_row(user).model_dump()
+        return (await identity.profile(services(), principal)).model_dump()
 
     return bp

@@ -2,7 +2,8 @@
 
 `is_blocked` is the per-request check (a dict look-up); `record_failure` counts one
 failure and, when that crosses `PORTCULLIS_BLOCK_AFTER`, writes the block (one winner
-across processes), its signal and audit row, then counts and logs it once.
+across processes), its signal and audit row, then counts and logs it once; `lift` is an
+admin's unblock.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..security.blocking import BlockList, FailureCounter
 from ..signalbus import SignalBus
 from ..store import audit
 from ..store import signals as signal_store
-from ..store.db import Database
+from ..store.db import Database, now
 
 log = get_logger("portcullis.services")
 
@@ -78,3 +79,14 @@ class AbusePolicy:
             seconds=block.seconds,
             until=json.dumps(until),
         )
+
+    async def lift(self, key: str, *, actor: str, ip: str | None) -> bool:
+        """Lift the block of a client key (an address or IPv6 prefix) now, everywhere;
+        False when it is not blocked."""
+        async with self.db.begin() as conn:
+            if not await signal_store.lift_block(conn, ip=key):
+                return False
+            await self.bus.record(conn, kind="unblock", value=key, until=now() + 86400)
+            await audit.record(conn, event="client.unblocked", actor=actor, target=key, ip=ip)
+        await self.bus.announce()
+        return True

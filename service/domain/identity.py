@@ -11,10 +11,10 @@ import hashlib
 import secrets
 from typing import Any
 
-from ..errors import Conflict, OAuthError, ValidationFailed
-from ..models.users import ALL_SCOPES, ClientCreated
+from ..errors import Conflict, InactivePrincipal, OAuthError, ValidationFailed
+from ..models.users import ALL_SCOPES, ClientCreated, ClientPublic, UserPublic
 from ..security.passwords import password_problems
-from ..security.tokens import LEEWAY_SECONDS, TokenRejected
+from ..security.tokens import LEEWAY_SECONDS, Principal, TokenRejected
 from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
@@ -61,6 +61,21 @@ async def register(
             raise Conflict("That username is taken.") from None
         await audit.record(conn, event="user.registered", actor=user.id, target=user.id, ip=ip)
     return user
+
+
+async def profile(svc: Storage, principal: Principal) -> UserPublic | ClientPublic:
+    """The local record behind a valid token: its user, or for a client token its client.
+    A record disabled or deleted since the token was issued is an InactivePrincipal."""
+    async with svc.db.read() as conn:
+        if principal.is_client:
+            client = await user_store.get_client(conn, client_id=principal.client_id)
+            if client is None or client.disabled:
+                raise InactivePrincipal("The client no longer exists.")
+            return ClientPublic.from_row(client)
+        user = await user_store.get_user(conn, user_id=principal.sub)
+    if user is None or user.disabled:
+        raise InactivePrincipal("The user no longer exists.")
+    return UserPublic.from_row(user)
 
 
 # Revocation -----------------------------------------------------------------------
