@@ -1,8 +1,8 @@
 """Identity rules: registration, revocation, user and client administration (the grants
 are in `grants.py`).
 
-Plain async functions over the parts they use (`parts.Parts`); they raise the errors of
-`service.errors` and never touch HTTP objects.
+Plain async functions over the parts they use (the protocols of `parts.py`); they raise
+the errors of `service.errors` and never touch HTTP objects.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..store import signals as signal_store
 from ..store import users as user_store
 from ..store.db import now
 from ..store.users import UserRow
-from .parts import Accounts, Parts, Storage
+from .parts import Accounts, Revoking, Signalling, Storage
 
 FIRST_PARTY_CLIENT = "portcullis"
 DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
@@ -81,7 +81,7 @@ async def profile(svc: Storage, principal: Principal) -> UserPublic | ClientPubl
 # Revocation -----------------------------------------------------------------------
 
 
-async def revoke_session(svc: Parts, conn: Any, sid: str) -> bool:
+async def revoke_session(svc: Signalling, conn: Any, sid: str) -> bool:
     """Revoke a login session: its refresh tokens (DB) and its access tokens (sid).
     False, and nothing written, when it was revoked already."""
     if not await sessions.revoke_session(conn, sid=sid):
@@ -91,7 +91,7 @@ async def revoke_session(svc: Parts, conn: Any, sid: str) -> bool:
     return True
 
 
-async def _revoke_access_token(svc: Parts, token: str, ip: str) -> bool:
+async def _revoke_access_token(svc: Revoking, token: str, ip: str) -> bool:
     """True when `token` is one of our live access tokens (revoked now or before)."""
     if token.count(".") != 2:
         return False
@@ -119,7 +119,7 @@ async def _revoke_access_token(svc: Parts, token: str, ip: str) -> bool:
     return True
 
 
-async def _revoke_refresh_token(svc: Parts, token: str, ip: str) -> bool:
+async def _revoke_refresh_token(svc: Signalling, token: str, ip: str) -> bool:
     """True when `token` is one of our refresh tokens (its session revoked now or before)."""
     async with svc.db.begin() as conn:
         session = await sessions.find_refresh_session(conn, token_hash=sha256(token))
@@ -134,7 +134,7 @@ async def _revoke_refresh_token(svc: Parts, token: str, ip: str) -> bool:
     return True
 
 
-async def revoke(svc: Parts, token: str, hint: str | None, ip: str) -> None:
+async def revoke(svc: Revoking, token: str, hint: str | None, ip: str) -> None:
     """RFC 7009: possession of the token is enough; unknown tokens are not an error.
     The hint only orders the search (§2.1): every token type is tried. Revoking a
     token again writes nothing."""
@@ -152,7 +152,7 @@ async def revoke(svc: Parts, token: str, hint: str | None, ip: str) -> None:
 
 
 async def update_user(
-    svc: Parts, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
+    svc: Signalling, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
 ) -> UserRow | None:
     """Disable/enable or change role; either revokes the user's live sessions, so the
     change takes effect on the user's next request."""

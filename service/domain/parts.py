@@ -2,8 +2,8 @@
 
 `service.services.Services` provides them all; the domain layer names only these
 protocols, so it depends on the parts below it and never on the wiring above it. A
-function that needs less asks for less (`Storage`, `Accounts`), so the command line can
-call it with just a database and a password hasher.
+function that needs less asks for less (`Storage`, `Accounts`, `Signalling`,
+`Revoking`), so the command line can call it with just a database and a password hasher.
 """
 
 from __future__ import annotations
@@ -26,14 +26,28 @@ class Storage(Protocol):
 
 
 class Accounts(Storage, Protocol):
+    """Registration: a database and a password hasher."""
+
     passwords: PasswordService
 
 
-class Parts(Accounts, Protocol):
+class Signalling(Storage, Protocol):
+    """Revoking sessions and changing users: the database, the signal bus, the token TTL."""
+
     settings: Settings
-    metrics: Metrics
+    bus: SignalBus
+
+
+class Revoking(Signalling, Protocol):
+    """RFC 7009 revocation: also verifies our tokens and reads the denylist."""
+
     tokens: TokenService
     denylist: Denylist
+
+
+class Parts(Accounts, Revoking, Protocol):
+    """The token endpoint's grants: everything above, metrics, limits and the abuse policy."""
+
+    metrics: Metrics
     limiter: Limiter
-    bus: SignalBus
     abuse: AbusePolicy
