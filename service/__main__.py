@@ -8,13 +8,18 @@ import asyncio
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from .cli_support import fail, load_settings_or_exit
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .security.passwords import PasswordService
+    from .store.db import Database
 
 
 def _version() -> str:
@@ -50,14 +55,34 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
+@dataclass
+class _Accounts:
+    """What the account commands use (`domain.parts.Accounts`): no Redis, limiter or keys."""
+
+    db: Database
+    passwords: PasswordService
+
+
+def _accounts(settings: Settings) -> _Accounts:
+    from .security.passwords import PasswordService
+    from .store.db import Database
+
+    return _Accounts(
+        db=Database(settings.database_dsn),
+        passwords=PasswordService(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            parallelism=settings.argon2_parallelism,
+        ),
+    )
+
+
 async def _create_user(settings: Settings, name: str, role: str) -> int:
     from pydantic import ValidationError
 
     from .domain import identity
     from .errors import Conflict, ValidationFailed
-    from .metrics import Metrics
     from .models.users import RegisterIn
-    from .services import Services
     from .store.migrations import migrate
 
     line = sys.stdin.readline()
@@ -68,7 +93,7 @@ async def _create_user(settings: Settings, name: str, role: str) -> int:
         password = RegisterIn(username=name, password=password).password
     except ValidationError as exc:  # never echo the password itself
         return fail("; ".join(_field_error(e) for e in exc.errors()))
-    svc = Services(settings, Metrics())
+    svc = _accounts(settings)  # a database and a password hasher: nothing else to start
     try:
         await migrate(svc.db)
         user = await identity.register(svc, username=name, password=password, role=role)
@@ -79,16 +104,14 @@ async def _create_user(settings: Settings, name: str, role: str) -> int:
     finally:
         await svc.db.close()
         svc.passwords.close()
-    _out({"id": user["id"], "username": user["username"]})
+    _out({"id": user.id, "username": user.username})
     return 0
 
 
 async def _create_client(settings: Settings, name: str, scope: str) -> int:
     from .domain import identity
     from .errors import ValidationFailed
-    from .metrics import Metrics
     from .models.users import ALL_SCOPES, ClientCreate
-    from .services import Services
     from .store.migrations import migrate
 
     scopes = scope.split()
@@ -107,7 +130,7 @@ async def _create_client(settings: Settings, name: str, scope: str) -> int:
                 for e in exc.errors(include_url=False)
             )
         )
-    svc = Services(settings, Metrics())
+    svc = _accounts(settings)
     try:
         await migrate(svc.db)
         created = await identity.create_client(

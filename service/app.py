@@ -8,15 +8,13 @@ from quart import Blueprint, Quart
 from quart_cors import cors
 from quart_rate_limiter import limit_blueprint
 from quart_schema import QuartSchema
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import guard
 from .api import admin, auth, notes, openapi, ops, users
+from .api.problems import register_error_handlers
 from .api.responses import install_fast_responses
 from .config import Settings
 from .datadir import secure_data_dir
-from .errors import ServiceUnavailable, problem_response, register_error_handlers
 from .logging import configure_logging, get_logger
 from .metrics import Metrics
 from .middleware import (
@@ -68,20 +66,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
     svc = Services(settings, metrics or Metrics(dependencies))
     app.extensions[EXTENSION] = svc
 
-    register_error_handlers(app)
-    guard.observe_auth_errors(app)
-
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(DBAPIError)
-    @app.errorhandler(PoolTimeout)
-    @app.errorhandler(ConnectionError)
-    @app.errorhandler(TimeoutError)
-    async def _dependency_down(error: Exception) -> Any:
-        log.error("dependency.unavailable", reason=type(error).__name__, dependency="database")
-        return problem_response(ServiceUnavailable("A dependency is unavailable.", retry_after=5))
-
-    app.before_request(guard.before_request)
-    app.after_request(guard.after_request)
+    register_error_handlers(app, svc.metrics)
+    guard.install(app, svc)
     app.before_serving(svc.start)
     app.after_serving(svc.stop)
 

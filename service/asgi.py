@@ -18,4 +18,4 @@ from .drain import install as install_drain  # noqa: E402
 from .services import EXTENSION  # noqa: E402
 
 app = create_app(settings)
-install_drain(app.extensions[EXTENSION].begin_drain, settings.drain_seconds)
+install_drain(app.extensions[EXTENSION].health.begin_drain, settings.drain_seconds)

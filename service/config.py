@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_issuers(cls, value: Path | None) -> Path | None:
         if value is not None:
-            from .security.issuers import load_issuers
+            from .models.issuers import load_issuers
 
             load_issuers(value)  # start-up I/O: a bad file stops the service here
         return value

@@ -1,11 +1,14 @@
-"""Errors and their HTTP answers.
+"""The exception tree of the service, each kind with the HTTP status it maps to.
 
 The tree, with the status each maps to (RFC 9457 problem details unless noted)::
 
     ApiError
     ├── BadRequest               400  unparseable input
     ├── Unauthorized             401  no token / bad token (WWW-Authenticate: Bearer ...)
-    ├── Forbidden                403  insufficient scope, blocked client
+    │   └── InactivePrincipal    401  a valid token whose user or client is gone
+    ├── Forbidden                403  not allowed
+    │   ├── InsufficientScope    403  the token lacks the route's scope
+    │   └── ClientBlocked        403  blocked after repeated failures
     ├── NotFound                 404  missing or not the caller's
     ├── MethodNotAllowed         405
     ├── Conflict                 409  unique conflict
@@ -17,26 +20,14 @@ The tree, with the status each maps to (RFC 9457 problem details unless noted)::
     └── ServiceUnavailable       503  with Retry-After
     OAuthError                   400/401  RFC 6749 §5.2 body, token endpoint only
 
-Werkzeug's HTTP exceptions, quart-schema's validation errors and unexpected exceptions
-are mapped onto the same shapes by `register_error_handlers`.
+No framework import here: `service.api.problems` renders these (and Werkzeug's HTTP
+exceptions, quart-schema's validation errors and unexpected exceptions) as responses.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Any
-
-from quart import Quart, Response
-from werkzeug.exceptions import HTTPException
-
-from .context import request_info
-
-PROBLEM_JSON = "application/problem+json"
-_TYPE_BASE = "https://portcullis.dev/problems/"
-log = logging.getLogger("service.errors")
 
 
 class ApiError(Exception):
@@ -70,6 +61,13 @@ class Unauthorized(ApiError):
             challenge += f', error="{error}"'
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
         self.reason = error
+
+
+class InactivePrincipal(Unauthorized):
+    """A valid token whose user or client was disabled or deleted since it was issued."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, error="invalid_token")
 
 
 class Forbidden(ApiError):
@@ -146,113 +144,3 @@ class OAuthError(Exception):
         self.error = error
         self.description = description
         self.status = status
-
-
-# Rendering ------------------------------------------------------------------
-
-
-def problem_body(
-    status: int,
-    *,
-    code: str | None = None,
-    detail: str | None = None,
-    errors: Sequence[dict[str, Any]] | None = None,
-) -> bytes:
-    """The RFC 9457 JSON body; usable from ASGI middleware too."""
-    info = request_info()
-    phrase = HTTPStatus(status).phrase
-    body: dict[str, Any] = {
-        "type": _TYPE_BASE + (code or phrase.lower().replace(" ", "-")),
-        "title": phrase,
-        "status": status,
-        "detail": detail or phrase,
-        "request_id": info.request_id if info else None,
-    }
-    if errors is not None:
-        body["errors"] = list(errors)
-    return json.dumps(body, ensure_ascii=False).encode()
-
-
-def problem_response(error: ApiError) -> Response:
-    response = Response(
-        problem_body(error.status, code=error.code, detail=error.detail, errors=error.errors),
-        status=error.status,
-        content_type=PROBLEM_JSON,
-    )
-    for name, value in error.headers.items():
-        response.headers[name] = value
-    return response
-
-
-def oauth_response(error: OAuthError) -> Response:
-    response = Response(
-        json.dumps({"error": error.error, "error_description": error.description}),
-        status=error.status,
-        content_type="application/json",
-    )
-    response.headers["Cache-Control"] = "no-store"
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="portcullis"'
-    return response
-
-
-def pydantic_errors(exc: Exception) -> list[dict[str, Any]]:
-    """`[{"loc", "msg"}]` from a pydantic ValidationError, never echoing input values."""
-    raw = getattr(exc, "errors", None)
-    if not callable(raw):
-        return [{"loc": [], "msg": "invalid input"}]
-    out = []
-    for item in raw(include_url=False, include_input=False, include_context=False):
-        out.append({"loc": list(item.get("loc", ())), "msg": str(item.get("msg", "invalid"))})
-    return out
-
-
-_WERKZEUG_MAP: dict[int, type[ApiError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    405: MethodNotAllowed,
-    409: Conflict,
-    412: PreconditionFailed,
-    413: PayloadTooLarge,
-    415: UnsupportedMediaType,
-    422: ValidationFailed,
-}
-
-
-def register_error_handlers(app: Quart) -> None:
-    from quart_schema import RequestSchemaValidationError
-
-    @app.errorhandler(ApiError)
-    async def _api_error(error: ApiError) -> Response:
-        return problem_response(error)
-
-    @app.errorhandler(OAuthError)
-    async def _oauth_error(error: OAuthError) -> Response:
-        return oauth_response(error)
-
-    @app.errorhandler(RequestSchemaValidationError)
-    async def _schema_error(error: RequestSchemaValidationError) -> Response:
-        return problem_response(ValidationFailed(errors=pydantic_errors(error.validation_error)))
-
-    @app.errorhandler(HTTPException)
-    async def _http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        kind = _WERKZEUG_MAP.get(status)
-        if kind is None:
-            problem = ApiError(HTTPStatus(status).phrase)
-            problem.status, problem.code = status, "error"
-        else:
-            problem = kind()
-        response = problem_response(problem)
-        if status == 405 and error.get_headers():
-            for name, value in error.get_headers():
-                if name.lower() == "allow":
-                    response.headers["Allow"] = value
-        return response
-
-    @app.errorhandler(Exception)
-    async def _unexpected(error: Exception) -> Response:
-        log.error("unhandled exception", exc_info=error)
-        return problem_response(ApiError())

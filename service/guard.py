@@ -1,50 +1,28 @@
 """Request hooks: block check → authenticate → rate limit, and the response side
-(RateLimit fields, no-store, abuse counting, security event logs)."""
+(RateLimit fields, no-store, abuse counting)."""
 
 from __future__ import annotations
 
 from typing import NoReturn
 
 from quart import Quart, Response, current_app, g, request
-from quart_rate_limiter import (
-    QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE,
-    QUART_RATE_LIMITER_LIMITS_ATTRIBUTE,
-)
 
+from .api.declared import limits_for
 from .context import request_info
-from .errors import (
-    BadRequest,
-    ClientBlocked,
-    Forbidden,
-    InsufficientScope,
-    OAuthError,
-    TooManyRequests,
-    Unauthorized,
-    problem_response,
-)
+from .errors import BadRequest, ClientBlocked, Forbidden, OAuthError, TooManyRequests
 from .logging import get_logger, security_event
-from .security.authn import AUTH_ATTRIBUTE, ambiguous_credentials, authenticate
+from .security.authn import (
+    AUTH_ATTRIBUTE,
+    ambiguous_credentials,
+    authenticate,
+    set_authentication,
+)
 from .security.ratelimit import Check, Decision, NamedLimit
-from .services import services
+from .services import Services
 
 _COUNTED = frozenset({401, 403, 404})
 _OAUTH_ENDPOINTS = frozenset({"v1.auth.token", "v1.auth.revoke"})  # RFC 6749 error shape
 log = get_logger("portcullis.guard")
-
-
-def limits_for(app: Quart, endpoint: str | None, blueprints: list[str]) -> list[NamedLimit] | None:
-    """The limits declared for an endpoint (route, then its blueprints outwards);
-    None when the route is explicitly exempt or unknown."""
-    view = app.view_functions.get(endpoint) if endpoint else None
-    if view is None or getattr(view, QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE, False):
-        return None
-    found: list[NamedLimit] = list(getattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, []))
-    for name in blueprints:
-        found += getattr(app.blueprints.get(name), QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, [])
-    unique: dict[tuple[str, int, int], NamedLimit] = {}
-    for limit in found:
-        unique.setdefault((limit.name, limit.count, limit.window), limit)
-    return list(unique.values())
 
 
 def _endpoint_limits(endpoint: str | None) -> list[NamedLimit] | None:
@@ -55,54 +33,6 @@ def _endpoint_limits(endpoint: str | None) -> list[NamedLimit] | None:
     if endpoint not in cache:
         cache[endpoint] = limits_for(current_app, endpoint, list(request.blueprints))
     return cache[endpoint]
-
-
-async def before_request() -> None:
-    svc = services()
-    info = request_info()
-    ip = request.remote_addr or "unknown"
-    if info is not None and request.url_rule is not None:
-        info.route = request.url_rule.rule
-    on_api = request.path.startswith("/v1/")
-    if on_api and svc.is_blocked(ip):
-        g.refused_by_block = True
-        raise ClientBlocked()
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    if view is not None and getattr(view, AUTH_ATTRIBUTE, None) is None:
-        # Deny by default: a route nobody gave an access decision is never served.
-        log.error("route.no_auth_decision", endpoint=request.endpoint)
-        raise Forbidden("This route has no access policy.")
-    fields = request.headers.getlist("Authorization")
-    if ambiguous_credentials(fields):
-        _refuse_ambiguous_credentials()
-    principal, failure = await authenticate(
-        fields[0] if fields else None, svc.tokens, svc.denylist, svc.external
-    )
-    g.principal, g.auth_failure = principal, failure
-    if principal is not None and info is not None:
-        info.principal = principal.sub
-    limits = _endpoint_limits(request.endpoint)
-    if not limits:
-        return
-    by_ip = f"ip:{svc.failures.key(ip)}"
-    subject = f"p:{principal.sub}" if principal is not None else by_ip
-    checks = [
-        Check(
-            key=f"{limit.name}:{limit.window}:"
-            + (subject if limit.key_kind == "principal" else by_ip),
-            count=limit.count,
-            window=limit.window,
-            name=limit.name,
-        )
-        for limit in limits
-    ]
-    decision = await svc.limiter.check(checks)
-    g.ratelimit = decision
-    if not decision.allowed:
-        policy = decision.rejected_by or "default"
-        svc.metrics.ratelimit_rejections.labels(policy.split("-")[0]).inc()
-        security_event("ratelimit.exceeded", reason=policy, retry_after=decision.retry_after)
-        raise TooManyRequests(decision.retry_after, policy=policy)
 
 
 def _refuse_ambiguous_credentials() -> NoReturn:
@@ -125,38 +55,72 @@ def ratelimit_headers(decision: Decision) -> dict[str, str]:
     }
 
 
-async def after_request(response: Response) -> Response:
-    decision: Decision | None = g.get("ratelimit")
-    if decision is not None and decision.states:
-        response.headers.update(ratelimit_headers(decision))
-    if "Authorization" in request.headers or request.path.startswith("/v1/"):
-        response.headers["Cache-Control"] = "no-store"
-        response.headers.setdefault("Pragma", "no-cache")
-    if (
-        request.path.startswith("/v1/")
-        and response.status_code in _COUNTED
-        and not g.get("refused_by_block", False)
-    ):
-        await services().record_failure(
-            request.remote_addr or "unknown", f"http_{response.status_code}"
+def install(app: Quart, svc: Services) -> None:
+    """Register the request hooks, bound to this app's parts (no look-up per request)."""
+
+    async def before_request() -> None:
+        info = request_info()
+        ip = request.remote_addr or "unknown"
+        if info is not None and request.url_rule is not None:
+            info.route = request.url_rule.rule
+        on_api = request.path.startswith("/v1/")
+        if on_api and svc.abuse.is_blocked(ip):
+            g.refused_by_block = True
+            raise ClientBlocked()
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        if view is not None and getattr(view, AUTH_ATTRIBUTE, None) is None:
+            # Deny by default: a route nobody gave an access decision is never served.
+            log.error("route.no_auth_decision", endpoint=request.endpoint)
+            raise Forbidden("This route has no access policy.")
+        fields = request.headers.getlist("Authorization")
+        if ambiguous_credentials(fields):
+            _refuse_ambiguous_credentials()
+        result = await authenticate(
+            fields[0] if fields else None, svc.tokens, svc.denylist, svc.external
         )
-    return response
+        set_authentication(result)
+        principal = result.principal
+        if principal is not None and info is not None:
+            info.principal = principal.sub
+        limits = _endpoint_limits(request.endpoint)
+        if not limits:
+            return
+        by_ip = f"ip:{svc.failures.key(ip)}"
+        subject = f"p:{principal.sub}" if principal is not None else by_ip
+        checks = [
+            Check(
+                key=f"{limit.name}:{limit.window}:"
+                + (subject if limit.key_kind == "principal" else by_ip),
+                count=limit.count,
+                window=limit.window,
+                name=limit.name,
+            )
+            for limit in limits
+        ]
+        decision = await svc.limiter.check(checks)
+        g.ratelimit = decision
+        if not decision.allowed:
+            policy = decision.rejected_by or "default"
+            svc.metrics.ratelimit_rejections.labels(policy.split("-")[0]).inc()
+            security_event("ratelimit.exceeded", reason=policy, retry_after=decision.retry_after)
+            raise TooManyRequests(decision.retry_after, policy=policy)
 
+    async def after_request(response: Response) -> Response:
+        decision: Decision | None = g.get("ratelimit")
+        if decision is not None and decision.states:
+            response.headers.update(ratelimit_headers(decision))
+        if "Authorization" in request.headers or request.path.startswith("/v1/"):
+            response.headers["Cache-Control"] = "no-store"
+            response.headers.setdefault("Pragma", "no-cache")
+        if (
+            request.path.startswith("/v1/")
+            and response.status_code in _COUNTED
+            and not g.get("refused_by_block", False)
+        ):
+            await svc.abuse.record_failure(
+                request.remote_addr or "unknown", f"http_{response.status_code}"
+            )
+        return response
 
-def observe_auth_errors(app: Quart) -> None:
-    """Log and count authentication/authorization failures where they are answered."""
-
-    @app.errorhandler(Unauthorized)
-    async def _unauthorized(error: Unauthorized) -> Response:
-        failure = g.get("auth_failure")
-        if failure is None and error.reason == "invalid_token":
-            failure = "inactive_principal"  # a valid token whose user or client is gone
-        if failure is not None:
-            services().metrics.auth_failures.labels(failure).inc()
-            security_event("auth.invalid_token", reason=failure)
-        return problem_response(error)
-
-    @app.errorhandler(InsufficientScope)
-    async def _insufficient(error: InsufficientScope) -> Response:
-        security_event("authz.denied", reason="insufficient_scope", detail=error.detail)
-        return problem_response(error)
+    app.before_request(before_request)
+    app.after_request(after_request)

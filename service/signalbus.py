@@ -1,5 +1,9 @@
-"""The signal bus: delivers every committed signal (revocation, block, unblock) to every
-process, none lost, whatever order the writing transactions commit in.
+"""The signal bus: records signals (revocations, blocks, unblocks) and delivers every
+committed one to every process, none lost, whatever order the transactions commit in.
+
+Writers call `record` inside their transaction and `announce` after commit; each process
+runs `run` (a poll every `poll_seconds`, at once when Redis announces a commit) and, with
+Redis, `listen` (the pub/sub wake-up).
 
 Why "the highest id seen" is not enough: PostgreSQL hands sequence values out at insert
 time, but the transactions commit in any order. A poller that has read id 11 and keeps
@@ -36,13 +40,14 @@ in-memory state only (no metrics, no logs); those belong to the writer, once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .logging import get_logger
-from .security.blocking import BlockList
+from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
 from .store import signals as signal_store
 from .store.db import Database
@@ -54,6 +59,8 @@ log = get_logger("portcullis.signals")
 PAGE = 5000
 MAX_HOLES = 1000  # beyond this, holes are kept as one range
 MAX_WAIT_SECONDS = 600.0
+CHANNEL = "portcullis:signals"
+POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -74,16 +81,74 @@ class SignalBus:
         db: Database,
         denylist: Denylist,
         blocks: BlockList,
-        on_block_change: Callable[[str], None] | None = None,
+        failures: FailureCounter | None = None,
+        redis: Any = None,
     ) -> None:
         self.db = db
         self.denylist = denylist
         self.blocks = blocks
-        self.on_block_change = on_block_change
+        self.failures = failures  # blocks and unblocks reset the address's count
+        self.redis = redis
+        self.poll_seconds = POLL_SECONDS
         self.highest = 0
         self.holes: dict[int, _Pending] = {}  # one _Pending per poll that found holes
         self.ranges: list[_Pending] = []
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    # Writing --------------------------------------------------------------------
+
+    async def record(
+        self, conn: AsyncConnection, *, kind: str, value: str, until: float, data: str = ""
+    ) -> None:
+        """Record a signal in the caller's transaction and apply it here at once (should
+        the transaction fail, this process errs on the safe side until the entry expires).
+        Blocks and unblocks reset the address's failure count (see security/blocking)."""
+        signal_id = await signal_store.add_signal(
+            conn, kind=kind, value=value, expires_us=int(until * 1_000_000), data=data or None
+        )
+        self.apply(kind, value, until, data or None, signal_id)
+        if kind in ("block", "unblock") and self.failures is not None:
+            await self.failures.reset(value)
+
+    async def announce(self) -> None:
+        """After commit: wake the other processes now rather than at their next poll."""
+        if self.redis is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.redis.publish(CHANNEL, b"1")
+
+    # Running --------------------------------------------------------------------
+
+    async def run(self, before_poll: Callable[[], Awaitable[None]]) -> None:
+        """Poll every `poll_seconds`, or at once when woken; `before_poll` runs first
+        (the start-up migration retry). A database outage is retried at the next tick."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+            try:
+                await before_poll()
+                await self.poll()
+            except Exception as exc:  # database down: keep serving, retry next tick
+                log.debug("signals.poll_failed", reason=type(exc).__name__)
+
+    async def listen(self) -> None:
+        """Wake `run` whenever another process announces a commit (Redis pub/sub)."""
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())
 
     # Applying -------------------------------------------------------------------
 
@@ -96,11 +161,14 @@ class SignalBus:
         elif kind == "sid":
             self.denylist.revoke_sid(value, until)
         elif kind == "block":
-            if self.blocks.add(value, until, data or "abuse", signal_id) and self.on_block_change:
-                self.on_block_change(value)
+            if (
+                self.blocks.add(value, until, data or "abuse", signal_id)
+                and self.failures is not None
+            ):
+                self.failures.reset_here(value)
         elif kind == "unblock":
-            if self.blocks.remove(value, signal_id, until) and self.on_block_change:
-                self.on_block_change(value)
+            if self.blocks.remove(value, signal_id, until) and self.failures is not None:
+                self.failures.reset_here(value)
 
     def _apply_row(self, row: signal_store.Signal) -> None:
         self.apply(row.kind, row.value, row.expires_us / 1_000_000, row.data, row.id)

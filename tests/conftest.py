@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from service import create_app
 from service.config import Settings
 from service.services import Services
+from service.store.db import Database
+from service.store.migrations import migrate
 
 PG_URL = os.environ.get("PORTCULLIS_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("PORTCULLIS_TEST_REDIS_URL")
@@ -91,6 +93,18 @@ async def settings_factory(tmp_path: Path, backend: str) -> AsyncIterator[Settin
 @pytest.fixture
 def settings(settings_factory: SettingsFactory) -> Settings:
     return settings_factory()
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """A migrated database and nothing else (the store and domain tests)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.database_dsn)
+    try:
+        await migrate(database)
+        yield database
+    finally:
+        await database.close()
 
 
 @pytest.fixture

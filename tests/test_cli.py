@@ -46,6 +46,19 @@ def test_create_user_and_failures(tmp_path: Path) -> None:
     assert bad_name.returncode != 0 and "username" in bad_name.stderr
 
 
+def test_account_commands_start_only_the_database_and_hasher(tmp_path: Path) -> None:
+    """create-user and create-client insert a row: no signing key is made or read, and a
+    Redis that cannot be reached does not matter."""
+    unreachable = {"PORTCULLIS_REDIS_URL": "redis://127.0.0.1:9/0"}
+    r = cli(
+        tmp_path, "create-user", "solo", "--password-stdin", stdin=PASSWORD + "\n", **unreachable
+    )
+    assert r.returncode == 0, r.stderr
+    c = cli(tmp_path, "create-client", "etl", "--scope", "notes:read", **unreachable)
+    assert c.returncode == 0, c.stderr
+    assert not (tmp_path / "keys").exists()
+
+
 def test_create_client_secret_works_once_shown(tmp_path: Path) -> None:
     r = cli(tmp_path, "create-client", "etl", "--scope", "notes:read notes:write")
     assert r.returncode == 0, r.stderr

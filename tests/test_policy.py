@@ -6,7 +6,7 @@ import httpx
 from quart import Quart
 from quart_rate_limiter import QUART_RATE_LIMITER_EXEMPT_ATTRIBUTE
 
-from service.guard import limits_for
+from service.api.declared import limits_for
 from service.security.authn import AUTH_ATTRIBUTE
 
 

@@ -76,15 +76,15 @@ async def test_a_signal_committed_below_the_mark_is_applied(settings_factory: An
     async with two_instances(settings_factory()) as (a, b, _ca, _cb):
         sa, sb = svc_of(a), svc_of(b)
         async with sa.db.begin() as held:
-            await sa.signal(held, kind="jti", value="late", until=later())
+            await sa.bus.record(held, kind="jti", value="late", until=later())
             async with sa.db.begin() as conn:
-                await sa.signal(conn, kind="jti", value="early", until=later())
-            await sb.poll_signals()
+                await sa.bus.record(conn, kind="jti", value="early", until=later())
+            await sb.bus.poll()
             assert "early" in sb.denylist.jtis and "late" not in sb.denylist.jtis
-            await sb.poll_signals()  # the reader moves on while A is still open
-        await sb.poll_signals()
+            await sb.bus.poll()  # the reader moves on while A is still open
+        await sb.bus.poll()
         assert "late" in sb.denylist.jtis
-        await sb.poll_signals()
+        await sb.bus.poll()
         assert sb.bus.pending == 0  # the hole is settled once its writer has ended
 
 
@@ -98,12 +98,12 @@ async def test_a_hole_open_too_long_is_given_up_loudly(
     monkeypatch.setattr(signalbus, "MAX_WAIT_SECONDS", 0.0)
     async with two_instances(settings_factory()) as (a, b, _ca, _cb):
         sa, sb = svc_of(a), svc_of(b)
-        sb.poll_seconds = 30
+        sb.bus.poll_seconds = 30
         async with sa.db.begin() as held:
-            await sa.signal(held, kind="jti", value="very-late", until=later())
+            await sa.bus.record(held, kind="jti", value="very-late", until=later())
             async with sa.db.begin() as conn:
-                await sa.signal(conn, kind="jti", value="on-time", until=later())
-            await sb.poll_signals()
+                await sa.bus.record(conn, kind="jti", value="on-time", until=later())
+            await sb.bus.poll()
             assert "on-time" in sb.denylist.jtis and sb.bus.pending == 0
     assert '"event": "signals.hole_abandoned"' in capsys.readouterr().out
 
@@ -114,12 +114,12 @@ async def test_a_late_block_never_undoes_a_newer_unblock(settings_factory: Any) 
     async with two_instances(settings_factory()) as (a, b, _ca, _cb):
         sa, sb = svc_of(a), svc_of(b)
         async with sa.db.begin() as held:
-            await sa.signal(held, kind="block", value="198.51.100.9", until=later(), data="x")
-            await sa.signal(held, kind="block", value="198.51.100.8", until=later(), data="x")
+            await sa.bus.record(held, kind="block", value="198.51.100.9", until=later(), data="x")
+            await sa.bus.record(held, kind="block", value="198.51.100.8", until=later(), data="x")
             async with sa.db.begin() as conn:
-                await sa.signal(conn, kind="unblock", value="198.51.100.9", until=later())
-            await sb.poll_signals()
-        await sb.poll_signals()
+                await sa.bus.record(conn, kind="unblock", value="198.51.100.9", until=later())
+            await sb.bus.poll()
+        await sb.bus.poll()
         assert sb.blocks.is_blocked("198.51.100.8")  # the late block arrived
         assert not sb.blocks.is_blocked("198.51.100.9")  # but not over the newer unblock
 
@@ -136,19 +136,19 @@ async def test_an_instance_started_while_a_signal_is_in_flight_gets_it(
         sa = svc_of(a)
         async with sa.db.engine.connect() as held:
             await held.begin()
-            await sa.signal(held, kind="sid", value="late-session", until=later())
+            await sa.bus.record(held, kind="sid", value="late-session", until=later())
             async with sa.db.begin() as conn:
-                await sa.signal(conn, kind="sid", value="early-session", until=later())
+                await sa.bus.record(conn, kind="sid", value="early-session", until=later())
             late = create_app(settings)
             async with late.test_app():
                 sl = svc_of(late)
-                sl.poll_seconds = 30  # only explicit polls below
+                sl.bus.poll_seconds = 30  # only explicit polls below
                 assert "early-session" in sl.denylist.sids
-                await sl.poll_signals()
+                await sl.bus.poll()
                 await held.commit()
-                await sl.poll_signals()
+                await sl.bus.poll()
                 assert "late-session" in sl.denylist.sids
-                await sl.poll_signals()
+                await sl.bus.poll()
                 assert sl.bus.pending == 0
 
 
@@ -162,15 +162,15 @@ async def test_purging_expired_signals_never_hands_a_read_id_out_again(
     async with two_instances(settings_factory()) as (a, b, _ca, _cb):
         sa, sb = svc_of(a), svc_of(b)
         async with sa.db.begin() as conn:
-            await sa.signal(conn, kind="jti", value="long", until=later())
-            await sa.signal(conn, kind="block", value="198.51.100.7", until=later(0.3))
-        await sb.poll_signals()
+            await sa.bus.record(conn, kind="jti", value="long", until=later())
+            await sa.bus.record(conn, kind="block", value="198.51.100.7", until=later(0.3))
+        await sb.bus.poll()
         await asyncio.sleep(0.4)
         async with sa.db.begin() as conn:
             await signal_store.purge_expired(conn)
         async with sa.db.begin() as conn:
-            await sa.signal(conn, kind="jti", value="after-purge", until=later())
-        await sb.poll_signals()
+            await sa.bus.record(conn, kind="jti", value="after-purge", until=later())
+        await sb.bus.poll()
         assert "after-purge" in sb.denylist.jtis
 
 

@@ -8,16 +8,17 @@ from quart_schema import validate_response
 from ..domain import identity
 from ..errors import NotFound, ValidationFailed
 from ..models.admin import AuditEvent, BlockOut
-from ..models.common import Page, PageQuery, encode_cursor, iso
+from ..models.common import Page, PageQuery
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
 from ..security.proxies import block_key
-from ..services import now, services
 from ..store import audit
 from ..store import signals as signal_store
 from ..store import users as user_store
-from .body import cursor_after, json_body, query
+from .body import json_body, query
+from .current import services
 from .documented import responds
+from .paging import last_id, read_page
 from .responses import no_content
 
 
@@ -30,16 +31,14 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[UserPublic])
     async def list_users(query_args: PageQuery) -> Page[UserPublic]:
         """All users, newest first."""
-        after = cursor_after(query_args.cursor, (int, str))
-        async with services().db.read() as conn:
-            rows = await user_store.list_users(
-                conn,
-                limit=query_args.limit + 1,
-                after=(int(after[0]), str(after[1])) if after else None,
-            )
-        items, more = rows[: query_args.limit], len(rows) > query_args.limit
-        cursor = encode_cursor(items[-1]["created_us"], items[-1]["id"]) if more else None
-        return Page[UserPublic](items=[identity.user_public(u) for u in items], next_cursor=cursor)
+        return await read_page(
+            services().db,
+            user_store.list_users,
+            query_args,
+            Page[UserPublic],
+            UserPublic.from_row,
+            lambda u: (u.created_us, u.id),
+        )
 
     @bp.patch("/users/<user_id>")
     @require_scope("admin")
@@ -59,7 +58,7 @@ def make_blueprint() -> Blueprint:
         )
         if user is None:
             raise NotFound()
-        return identity.user_public(user)
+        return UserPublic.from_row(user)
 
     @bp.post("/clients")
     @require_scope("admin")
@@ -82,27 +81,14 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[AuditEvent])
     async def list_audit(query_args: PageQuery) -> Page[AuditEvent]:
         """Security audit events, newest first (read-only: nothing here can change one)."""
-        after = cursor_after(query_args.cursor, (int,))
-        async with services().db.read() as conn:
-            rows = await audit.list_events(
-                conn,
-                limit=query_args.limit + 1,
-                before_id=int(after[0]) if after else None,
-            )
-        items, more = rows[: query_args.limit], len(rows) > query_args.limit
-        return Page[AuditEvent](
-            items=[
-                AuditEvent(
-                    id=r["id"],
-                    ts=iso(r["ts_us"]),
-                    event=r["event"],
-                    actor=r["actor"],
-                    target=r["target"],
-                    ip=r["ip"],
-                )
-                for r in items
-            ],
-            next_cursor=encode_cursor(items[-1]["id"]) if more else None,
+        return await read_page(
+            services().db,
+            audit.list_events,
+            query_args,
+            Page[AuditEvent],
+            AuditEvent.from_row,
+            lambda r: (r.id,),
+            cursor=last_id,
         )
 
     @bp.get("/blocks")
@@ -111,19 +97,13 @@ def make_blueprint() -> Blueprint:
     @validate_response(Page[BlockOut])
     async def list_blocks(query_args: PageQuery) -> Page[BlockOut]:
         """Client addresses blocked now."""
-        after = cursor_after(query_args.cursor, (int, str))
-        async with services().db.read() as conn:
-            rows = await signal_store.list_blocks(
-                conn,
-                limit=query_args.limit + 1,
-                after=(int(after[0]), str(after[1])) if after else None,
-            )
-        items, more = rows[: query_args.limit], len(rows) > query_args.limit
-        return Page[BlockOut](
-            items=[
-                BlockOut(ip=r["ip"], until=iso(r["until_us"]), reason=r["reason"]) for r in items
-            ],
-            next_cursor=encode_cursor(items[-1]["until_us"], items[-1]["ip"]) if more else None,
+        return await read_page(
+            services().db,
+            signal_store.list_blocks,
+            query_args,
+            Page[BlockOut],
+            BlockOut.from_row,
+            lambda r: (r.until_us, r.ip),
         )
 
     @bp.delete("/blocks/<ip>")
@@ -147,18 +127,8 @@ def make_blueprint() -> Blueprint:
         address = block_key(name, svc.settings.ipv6_prefix)
         if address is None:
             raise NotFound()
-        async with svc.db.begin() as conn:
-            if not await signal_store.lift_block(conn, ip=address):
-                raise NotFound()
-            await svc.signal(conn, kind="unblock", value=address, until=now() + 86400)
-            await audit.record(
-                conn,
-                event="client.unblocked",
-                actor=current_principal().sub,
-                target=address,
-                ip=request.remote_addr,
-            )
-        await svc.announce()
+        if not await svc.abuse.lift(address, actor=current_principal().sub, ip=request.remote_addr):
+            raise NotFound()
         return no_content()
 
     return bp

@@ -15,8 +15,8 @@ from ..models.docs import Revoked
 from ..models.users import RegisterIn, RevokeForm, TokenForm, TokenOut, UserPublic
 from ..security.authn import public
 from ..security.ratelimit import Decision, named_limits
-from ..services import services
 from .body import form_body, json_body, read_form
+from .current import services
 from .documented import oauth_errors, problems
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -48,7 +48,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         user = await identity.register(
             services(), username=data.username, password=data.password, ip=request.remote_addr
         )
-        return identity.user_public(user), 201
+        return UserPublic.from_row(user), 201
 
     @bp.post("/token")
     @rate_limit(limits=named_limits("token", settings.limits("token"), "ip"))

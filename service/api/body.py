@@ -1,4 +1,4 @@
-"""Request decoding: strict JSON bodies, query strings (and page cursors) and OAuth forms.
+"""Request decoding: strict JSON bodies, query strings and OAuth forms.
 
 quart-schema's `validate_request` parses with Quart's `get_json`, which treats a
 non-JSON content type as `None` (a 422 instead of 415), accepts duplicate member names
@@ -23,8 +23,8 @@ from quart_schema.validation import (
     DataSource,
 )
 
-from ..errors import BadRequest, OAuthError, UnsupportedMediaType, ValidationFailed, pydantic_errors
-from ..models.common import decode_cursor
+from ..errors import BadRequest, OAuthError, UnsupportedMediaType, ValidationFailed
+from .problems import pydantic_errors
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -125,17 +125,6 @@ def query(model: type[M]) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
-
-
-def cursor_after(raw: str | None, kinds: tuple[type, ...]) -> tuple[Any, ...] | None:
-    """The position a page's `cursor` names (None for the first page); 400 for any
-    cursor this service did not issue, on every paged list."""
-    if raw is None:
-        return None
-    try:
-        return decode_cursor(raw, kinds)
-    except ValueError:
-        raise BadRequest("The cursor is not one this service issued.") from None
 
 
 def form_body(model: type[M]) -> Callable[[F], F]:

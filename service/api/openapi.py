@@ -28,9 +28,9 @@ from quart_schema.validation import (
 )
 from werkzeug.routing import Rule
 
-from ..guard import limits_for
 from ..models.docs import OAuthErrorOut, Problem
 from ..security.authn import AUTH_ATTRIBUTE
+from .declared import limits_for
 from .documented import DOCS_ATTRIBUTE, REQUEST_HEADERS, RESPONSE_HEADERS, RouteDocs
 
 TOKEN_URL = "/v1/auth/token"  # noqa: S105 - a path, not a secret

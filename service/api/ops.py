@@ -17,7 +17,7 @@ from ..models.docs import Health, JWKSet, Readiness
 from ..security.authn import public
 from ..security.headers import DOCS_CSP
 from ..security.ratelimit import named_limits
-from ..services import services
+from .current import services
 from .documented import responds
 from .openapi import DocumentCache
 from .responses import no_content
@@ -66,16 +66,16 @@ def make_blueprint(settings: Settings) -> Blueprint:
         after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
         (limits fall back to per-process ones meanwhile)."""
         svc = services()
-        state = await svc.check_ready()
+        state = await svc.health.check_ready()
         checks = {"database": state.database, "redis": state.redis}
         body: dict[str, object] = {"checks": checks}
         issuers_ok = True
         if svc.external is not None:  # cached keys keep working: degraded, not down
             body["issuers"] = svc.external.states()
             issuers_ok = all(v == "ok" for v in svc.external.states().values())
-        if svc.draining:
+        if svc.health.draining:
             checks["server"] = "draining"
-        if state.database != "ok" or svc.draining:
+        if state.database != "ok" or svc.health.draining:
             return {"status": "unavailable", **body}, 503, {"Retry-After": "5"}
         if state.redis == "unavailable" or not issuers_ok:
             return {"status": "degraded", **body}, 200, {}

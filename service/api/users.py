@@ -8,12 +8,10 @@ from quart import Blueprint
 from quart_schema import document_response
 
 from ..domain import identity
-from ..errors import Unauthorized
 from ..models.docs import Me
-from ..models.users import ClientPublic, ExternalPublic
+from ..models.users import ExternalPublic
 from ..security.authn import current_principal, require_token
-from ..services import services
-from ..store import users as user_store
+from .current import services
 
 
 def make_blueprint() -> Blueprint:
@@ -34,20 +32,6 @@ def make_blueprint() -> Blueprint:
                 role=principal.role or "user",
                 scopes=sorted(principal.scopes),
             ).model_dump()
-        svc = services()
-        async with svc.db.read() as conn:
-            if principal.is_client:
-                client = await user_store.get_client(conn, client_id=principal.client_id)
-                if client is None or client["disabled"]:
-                    raise Unauthorized("The client no longer exists.", error="invalid_token")
-                return ClientPublic(
-                    client_id=client["client_id"],
-                    name=client["name"],
-                    scopes=client["scopes"].split(),
-                ).model_dump()
-            user = await user_store.get_user(conn, user_id=principal.sub)
-        if user is None or user["disabled"]:
-            raise Unauthorized("The user no longer exists.", error="invalid_token")
-        return identity.user_public(user).model_dump()
+        return (await identity.profile(services(), principal)).model_dump()
 
     return bp

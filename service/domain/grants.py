@@ -1,6 +1,6 @@
 """The RFC 6749 grants of the token endpoint: password, refresh_token, client_credentials.
 
-Plain async functions over the service container; they raise the errors of
+Plain async functions over the parts they use (`parts.Parts`); they raise the errors of
 `service.errors` and never touch HTTP objects.
 """
 
@@ -21,9 +21,9 @@ from ..models.common import normalise_text
 from ..models.users import ROLE_SCOPES, TokenOut
 from ..security.ratelimit import Decision
 from ..security.tokens import new_opaque_token
-from ..services import Services
 from ..store import audit, sessions
 from ..store import users as user_store
+from ..store.users import ClientRow
 from .identity import (
     DUMMY_SECRET_HASH,
     FIRST_PARTY_CLIENT,
@@ -32,6 +32,7 @@ from .identity import (
     sha256,
 )
 from .login_throttle import POLICY, LoginGate, Verdict, admit, count_failure, login_gate
+from .parts import Parts
 
 Report = Callable[[Decision], None]
 
@@ -47,7 +48,7 @@ def _token_response(access: str, claims: dict[str, Any], refresh: str | None) ->
     )
 
 
-def _throttled(svc: Services, verdict: Verdict) -> TooManyRequests:
+def _throttled(svc: Parts, verdict: Verdict) -> TooManyRequests:
     svc.metrics.logins.labels("failure").inc()
     svc.metrics.ratelimit_rejections.labels(POLICY).inc()
     security_event("ratelimit.exceeded", reason=POLICY, retry_after=verdict.retry_after)
@@ -56,10 +57,10 @@ def _throttled(svc: Services, verdict: Verdict) -> TooManyRequests:
 
 
 async def _login_failed(
-    svc: Services, gate: LoginGate, report: Report, ip: str, reason: str, user_id: str | None
+    svc: Parts, gate: LoginGate, report: Report, ip: str, reason: str, user_id: str | None
 ) -> OAuthError:
     report((await count_failure(svc.limiter, gate)).as_decision())
-    await svc.record_failure(ip, "login_failed")
+    await svc.abuse.record_failure(ip, "login_failed")
     svc.metrics.logins.labels("failure").inc()
     security_event("auth.login_failed", reason=reason, principal=user_id)
     async with svc.db.begin() as conn:
@@ -72,7 +73,7 @@ def _ignore(_decision: Decision) -> None:
 
 
 async def password_grant(
-    svc: Services, form: dict[str, str], ip: str, report: Report = _ignore
+    svc: Parts, form: dict[str, str], ip: str, report: Report = _ignore
 ) -> TokenOut:
     """`report` receives the state of the `login` policy for the RateLimit fields."""
     username = form.get("username", "")
@@ -92,15 +93,15 @@ async def password_grant(
         raise _throttled(svc, verdict)
     async with svc.db.read() as conn:
         user = await user_store.get_user_by_name(conn, username=username)
-    stored = user["password_hash"] if user is not None else None
+    stored = user.password_hash if user is not None else None
     ok = await svc.passwords.verify_or_dummy(stored, password)
-    if not ok or user is None or user["disabled"]:
+    if not ok or user is None or user.disabled:
         reason = "bad_password" if user is not None else "unknown_user"
         if ok and user is not None:
             reason = "disabled"
-        raise await _login_failed(svc, gate, report, ip, reason, user["id"] if user else None)
-    scopes = narrow_scope(form.get("scope"), ROLE_SCOPES[user["role"]])
-    rehash = svc.passwords.needs_rehash(user["password_hash"])
+        raise await _login_failed(svc, gate, report, ip, reason, user.id if user else None)
+    scopes = narrow_scope(form.get("scope"), ROLE_SCOPES[user.role])
+    rehash = svc.passwords.needs_rehash(user.password_hash)
     new_hash = await svc.passwords.hash(password) if rehash else None
     sid = str(uuid.uuid4())
     refresh = new_opaque_token()
@@ -108,37 +109,37 @@ async def password_grant(
         # The user may have been disabled, demoted or given a new password while Argon2
         # ran: decide on the row as it is now, locked until the session exists, so an
         # admin change either comes first (and is seen here) or revokes this session.
-        current = await user_store.get_user(conn, user_id=user["id"], lock=True)
-        if current is not None and not current["disabled"] and current["password_hash"] == stored:
-            scopes &= ROLE_SCOPES[current["role"]]
+        current = await user_store.get_user(conn, user_id=user.id, lock=True)
+        if current is not None and not current.disabled and current.password_hash == stored:
+            scopes &= ROLE_SCOPES[current.role]
             if not scopes:  # asked only for what a demotion just took away
                 raise OAuthError("invalid_scope", "The requested scope exceeds what is granted.")
             if new_hash is not None:
-                await user_store.set_password_hash(conn, user_id=user["id"], password_hash=new_hash)
+                await user_store.set_password_hash(conn, user_id=user.id, password_hash=new_hash)
             await sessions.create_session(
                 conn,
                 sid=sid,
-                user_id=user["id"],
+                user_id=user.id,
                 scope=" ".join(sorted(scopes)),
                 ttl_seconds=svc.settings.refresh_token_ttl,
             )
             await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=sid)
-            await audit.record(conn, event="auth.login", actor=user["id"], target=sid, ip=ip)
+            await audit.record(conn, event="auth.login", actor=user.id, target=sid, ip=ip)
         else:
             current = None
     if current is None:
         svc.metrics.logins.labels("failure").inc()
-        security_event("auth.login_failed", reason="disabled", principal=user["id"])
+        security_event("auth.login_failed", reason="disabled", principal=user.id)
         raise OAuthError("invalid_grant", "The username or password is incorrect.")
     access, claims = svc.tokens.issue(
-        sub=user["id"], client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=sid
+        sub=user.id, client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=sid
     )
     svc.metrics.logins.labels("success").inc()
     return _token_response(access, claims, refresh)
 
 
 async def refresh_grant(
-    svc: Services, form: dict[str, str], authorization: str | None, ip: str
+    svc: Parts, form: dict[str, str], authorization: str | None, ip: str
 ) -> TokenOut:
     token = form.get("refresh_token", "")
     if not token:
@@ -148,46 +149,44 @@ async def refresh_grant(
         # RFC 6749 §6: a client that authenticates must be the one the token was issued
         # to. Every login session belongs to the first-party (public) client.
         client = await _authenticate_client(svc, client_id, secret, basic, ip)
-        if client["client_id"] != FIRST_PARTY_CLIENT:
-            await svc.record_failure(ip, "invalid_refresh")
+        if client.client_id != FIRST_PARTY_CLIENT:
+            await svc.abuse.record_failure(ip, "invalid_refresh")
             raise OAuthError("invalid_grant", "The refresh token was issued to another client.")
     refresh = new_opaque_token()
     async with svc.db.begin() as conn:
         outcome = await sessions.use_refresh_token(conn, token_hash=sha256(token))
         session = outcome.session
         user = (
-            await user_store.get_user(conn, user_id=session["user_id"], lock=True)
-            if session
-            else None
+            await user_store.get_user(conn, user_id=session.user_id, lock=True) if session else None
         )
         if outcome.status == "reused" and session is not None:
-            await revoke_session(svc, conn, session["sid"])
+            await revoke_session(svc, conn, session.sid)
             await audit.record(
                 conn,
                 event="auth.refresh_reuse",
-                actor=session["user_id"],
-                target=session["sid"],
+                actor=session.user_id,
+                target=session.sid,
                 ip=ip,
             )
-        elif outcome.status == "ok" and session is not None and user and not user["disabled"]:
-            scopes = narrow_scope(form.get("scope"), frozenset(session["scope"].split()))
-            scopes &= ROLE_SCOPES[user["role"]]
-            await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=session["sid"])
+        elif outcome.status == "ok" and session is not None and user and not user.disabled:
+            scopes = narrow_scope(form.get("scope"), frozenset(session.scope.split()))
+            scopes &= ROLE_SCOPES[user.role]
+            await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=session.sid)
             access, claims = svc.tokens.issue(
-                sub=user["id"], client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=session["sid"]
+                sub=user.id, client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=session.sid
             )
             return _token_response(access, claims, refresh)
     if outcome.status == "reused" and session is not None:
-        await svc.announce()
+        await svc.bus.announce()
         security_event(
             "auth.refresh_reuse",
             level=logging.ERROR,
             reason="refresh_token_reused",
-            principal=session["user_id"],
-            sid=session["sid"],
+            principal=session.user_id,
+            sid=session.sid,
         )
     else:
-        await svc.record_failure(ip, "invalid_refresh")
+        await svc.abuse.record_failure(ip, "invalid_refresh")
     raise OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked.")
 
 
@@ -209,18 +208,18 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
 
 
 async def _authenticate_client(
-    svc: Services, client_id: str, secret: str, basic: bool, ip: str
-) -> dict[str, Any]:
+    svc: Parts, client_id: str, secret: str, basic: bool, ip: str
+) -> ClientRow:
     """The client these credentials authenticate, or invalid_client (RFC 6749 §5.2)."""
     client = None
     if client_id and len(client_id) <= 64:
         async with svc.db.read() as conn:
             client = await user_store.get_client(conn, client_id=client_id)
-    expected = client["secret_hash"] if client else DUMMY_SECRET_HASH
+    expected = client.secret_hash if client else DUMMY_SECRET_HASH
     matches = hmac.compare_digest(expected, sha256(secret))
-    if client is None or not matches or client["disabled"]:
+    if client is None or not matches or client.disabled:
         svc.metrics.logins.labels("failure").inc()
-        await svc.record_failure(ip, "client_auth_failed")
+        await svc.abuse.record_failure(ip, "client_auth_failed")
         security_event(
             "auth.login_failed", reason="invalid_client", principal=client_id[:64] or None
         )
@@ -231,13 +230,13 @@ async def _authenticate_client(
 
 
 async def client_credentials_grant(
-    svc: Services, form: dict[str, str], authorization: str | None, ip: str
+    svc: Parts, form: dict[str, str], authorization: str | None, ip: str
 ) -> TokenOut:
     client_id, secret, basic = _client_credentials(form, authorization)
     client = await _authenticate_client(svc, client_id, secret, basic, ip)
-    scopes = narrow_scope(form.get("scope"), frozenset(client["scopes"].split()))
+    scopes = narrow_scope(form.get("scope"), frozenset(client.scopes.split()))
     access, claims = svc.tokens.issue(
-        sub=client["client_id"], client_id=client["client_id"], scopes=scopes, sid=None
+        sub=client.client_id, client_id=client.client_id, scopes=scopes, sid=None
     )
     svc.metrics.logins.labels("success").inc()
     return _token_response(access, claims, None)

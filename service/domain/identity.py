@@ -1,8 +1,8 @@
 """Identity rules: registration, revocation, user and client administration (the grants
 are in `grants.py`).
 
-Plain async functions over the service container; they raise the errors of
-`service.errors` and never touch HTTP objects.
+Plain async functions over the parts they use (the protocols of `parts.py`); they raise
+the errors of `service.errors` and never touch HTTP objects.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import hashlib
 import secrets
 from typing import Any
 
-from ..errors import Conflict, OAuthError, ValidationFailed
-from ..models.common import iso
-from ..models.users import ALL_SCOPES, ClientCreated, UserPublic
+from ..errors import Conflict, InactivePrincipal, OAuthError, ValidationFailed
+from ..models.users import ALL_SCOPES, ClientCreated, ClientPublic, UserPublic
 from ..security.passwords import password_problems
-from ..security.tokens import LEEWAY_SECONDS, TokenRejected
-from ..services import Services, now
+from ..security.tokens import LEEWAY_SECONDS, Principal, TokenRejected
 from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
+from ..store.db import now
+from ..store.users import UserRow
+from .parts import Accounts, Revoking, Signalling, Storage
 
 FIRST_PARTY_CLIENT = "portcullis"
 DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
@@ -27,16 +28,6 @@ DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
 def sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def user_public(user: dict[str, Any]) -> UserPublic:
-    return UserPublic(
-        id=user["id"],
-        username=user["username"],
-        role=user["role"],
-        disabled=bool(user["disabled"]),
-        created_at=iso(user["created_us"]),
-    )
 
 
 def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[str]:
@@ -53,8 +44,8 @@ def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[st
 
 
 async def register(
-    svc: Services, *, username: str, password: str, role: str = "user", ip: str | None = None
-) -> dict[str, Any]:
+    svc: Accounts, *, username: str, password: str, role: str = "user", ip: str | None = None
+) -> UserRow:
     problems = password_problems(password, username)
     if problems:
         raise ValidationFailed(
@@ -68,26 +59,39 @@ async def register(
             )
         except user_store.UsernameTaken:
             raise Conflict("That username is taken.") from None
-        await audit.record(
-            conn, event="user.registered", actor=user["id"], target=user["id"], ip=ip
-        )
+        await audit.record(conn, event="user.registered", actor=user.id, target=user.id, ip=ip)
     return user
+
+
+async def profile(svc: Storage, principal: Principal) -> UserPublic | ClientPublic:
+    """The local record behind a valid token: its user, or for a client token its client.
+    A record disabled or deleted since the token was issued is an InactivePrincipal."""
+    async with svc.db.read() as conn:
+        if principal.is_client:
+            client = await user_store.get_client(conn, client_id=principal.client_id)
+            if client is None or client.disabled:
+                raise InactivePrincipal("The client no longer exists.")
+            return ClientPublic.from_row(client)
+        user = await user_store.get_user(conn, user_id=principal.sub)
+    if user is None or user.disabled:
+        raise InactivePrincipal("The user no longer exists.")
+    return UserPublic.from_row(user)
 
 
 # Revocation -----------------------------------------------------------------------
 
 
-async def revoke_session(svc: Services, conn: Any, sid: str) -> bool:
+async def revoke_session(svc: Signalling, conn: Any, sid: str) -> bool:
     """Revoke a login session: its refresh tokens (DB) and its access tokens (sid).
     False, and nothing written, when it was revoked already."""
     if not await sessions.revoke_session(conn, sid=sid):
         return False
     until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
-    await svc.signal(conn, kind="sid", value=sid, until=until)
+    await svc.bus.record(conn, kind="sid", value=sid, until=until)
     return True
 
 
-async def _revoke_access_token(svc: Services, token: str, ip: str) -> bool:
+async def _revoke_access_token(svc: Revoking, token: str, ip: str) -> bool:
     """True when `token` is one of our live access tokens (revoked now or before)."""
     if token.count(".") != 2:
         return False
@@ -101,36 +105,36 @@ async def _revoke_access_token(svc: Services, token: str, ip: str) -> bool:
         if principal.sid is not None:
             # locks the session row, so two revocations of one token take turns
             session = await sessions.get_session(conn, sid=principal.sid, lock=True)
-            if session is None or session["revoked_us"] is not None:
+            if session is None or session.revoked_us is not None:
                 return True
         if await signal_store.has_signal(conn, kind="jti", value=principal.jti):
             return True
-        await svc.signal(
+        await svc.bus.record(
             conn, kind="jti", value=principal.jti, until=principal.exp + LEEWAY_SECONDS
         )
         await audit.record(
             conn, event="auth.revoked", actor=principal.sub, target="access_token", ip=ip
         )
-    await svc.announce()
+    await svc.bus.announce()
     return True
 
 
-async def _revoke_refresh_token(svc: Services, token: str, ip: str) -> bool:
+async def _revoke_refresh_token(svc: Signalling, token: str, ip: str) -> bool:
     """True when `token` is one of our refresh tokens (its session revoked now or before)."""
     async with svc.db.begin() as conn:
         session = await sessions.find_refresh_session(conn, token_hash=sha256(token))
         if session is None:
             return False
-        if not await revoke_session(svc, conn, session["sid"]):
+        if not await revoke_session(svc, conn, session.sid):
             return True
         await audit.record(
-            conn, event="auth.revoked", actor=session["user_id"], target="refresh_token", ip=ip
+            conn, event="auth.revoked", actor=session.user_id, target="refresh_token", ip=ip
         )
-    await svc.announce()
+    await svc.bus.announce()
     return True
 
 
-async def revoke(svc: Services, token: str, hint: str | None, ip: str) -> None:
+async def revoke(svc: Revoking, token: str, hint: str | None, ip: str) -> None:
     """RFC 7009: possession of the token is enough; unknown tokens are not an error.
     The hint only orders the search (§2.1): every token type is tried. Revoking a
     token again writes nothing."""
@@ -148,8 +152,8 @@ async def revoke(svc: Services, token: str, hint: str | None, ip: str) -> None:
 
 
 async def update_user(
-    svc: Services, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
-) -> dict[str, Any] | None:
+    svc: Signalling, *, user_id: str, changes: dict[str, Any], actor: str, ip: str
+) -> UserRow | None:
     """Disable/enable or change role; either revokes the user's live sessions, so the
     change takes effect on the user's next request."""
     async with svc.db.begin() as conn:
@@ -161,30 +165,30 @@ async def update_user(
         user = await user_store.update_user(conn, user_id=user_id, changes=changes)
         if user is None:
             return None
-        disabled_now = changes.get("disabled") is True and not before["disabled"]
-        role_changed = "role" in changes and changes["role"] != before["role"]
+        disabled_now = changes.get("disabled") is True and not before.disabled
+        role_changed = "role" in changes and changes["role"] != before.role
         if disabled_now or role_changed:
             for session in await sessions.revoke_user_sessions(conn, user_id=user_id):
                 until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
-                await svc.signal(conn, kind="sid", value=session["sid"], until=until)
+                await svc.bus.record(conn, kind="sid", value=session.sid, until=until)
         if disabled_now:
             await audit.record(conn, event="user.disabled", actor=actor, target=user_id, ip=ip)
-        elif changes.get("disabled") is False and before["disabled"]:
+        elif changes.get("disabled") is False and before.disabled:
             await audit.record(conn, event="user.enabled", actor=actor, target=user_id, ip=ip)
         if role_changed:
             await audit.record(
                 conn,
                 event="user.role_changed",
                 actor=actor,
-                target=f"{user_id}:{user['role']}",
+                target=f"{user_id}:{user.role}",
                 ip=ip,
             )
-    await svc.announce()
+    await svc.bus.announce()
     return user
 
 
 async def create_client(
-    svc: Services, *, name: str, scopes: list[str], actor: str | None, ip: str | None
+    svc: Storage, *, name: str, scopes: list[str], actor: str | None, ip: str | None
 ) -> ClientCreated:
     if not set(scopes) <= ALL_SCOPES:
         raise ValidationFailed(errors=[{"loc": ["body", "scopes"], "msg": "unknown scope"}])

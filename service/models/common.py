@@ -46,7 +46,6 @@ def _length(low: int, high: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-CleanText = Annotated[str, BeforeValidator(normalise_text), AfterValidator(_clean_text)]
 # Bounded text: Field documents the bounds (and stops huge input early); _length checks
 # the normalised value that is stored.
 _N, _C = BeforeValidator(normalise_text), AfterValidator(_clean_text)

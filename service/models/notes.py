@@ -3,11 +3,14 @@ writable: they are not fields of the input models, and unknown fields are reject
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from .common import Body, Out, PageQuery, StrictIn, Title
+from .common import Body, Out, PageQuery, StrictIn, Title, iso
+
+if TYPE_CHECKING:  # the row's shape only: models never call the store
+    from ..store.notes import NoteRow
 
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 
@@ -51,6 +54,18 @@ class NotePublic(Out):
     created_at: str
     updated_at: str
     version: int
+
+    @classmethod
+    def from_row(cls, note: NoteRow) -> NotePublic:
+        return cls(
+            id=note.id,
+            title=note.title,
+            body=note.body,
+            tags=note.tags,
+            created_at=iso(note.created_us),
+            updated_at=iso(note.updated_us),
+            version=note.version,
+        )
 
 
 class NoteQuery(PageQuery):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from .common import Name, Out, Secret, StrictIn
+from .common import Name, Out, Secret, StrictIn, iso
+
+if TYPE_CHECKING:  # the rows' shape only: models never call the store
+    from ..store.users import ClientRow, UserRow
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{3,32}$")]
 # Names that read as the service, its operators or an OAuth client id (`c_...`).
@@ -47,11 +50,25 @@ class UserPublic(Out):
     disabled: bool
     created_at: str
 
+    @classmethod
+    def from_row(cls, user: UserRow) -> UserPublic:
+        return cls(
+            id=user.id,
+            username=user.username,
+            role=user.role,
+            disabled=bool(user.disabled),
+            created_at=iso(user.created_us),
+        )
+
 
 class ClientPublic(Out):
     client_id: str
     name: str
     scopes: list[str]
+
+    @classmethod
+    def from_row(cls, client: ClientRow) -> ClientPublic:
+        return cls(client_id=client.client_id, name=client.name, scopes=client.scopes.split())
 
 
 class UserPatch(StrictIn):

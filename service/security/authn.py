@@ -1,7 +1,10 @@
-"""Bearer authentication and per-route authorization decisions (deny by default).
+"""Bearer authentication: the request's typed `Authentication`, and per-route access
+decisions (deny by default).
 
-`authenticate` turns the `Authorization` header into a Principal or a failure reason
-without any I/O; `ambiguous_credentials` spots a request carrying more than one. Every
+`authenticate` turns the `Authorization` header into an `Authentication` (a Principal,
+a failure reason, or neither) without any I/O; `ambiguous_credentials` spots a request
+carrying more than one. The request hook stores the result once (`set_authentication`);
+everything else reads it through `authentication()` / `current_principal()`. Every
 route declares its decision with `public`, `require_token` or `require_scope`; the
 policy test fails for a route without one.
 """
@@ -9,6 +12,7 @@ policy test fails for a route without one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -30,6 +34,29 @@ AUTH_ATTRIBUTE = "_portcullis_auth"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """The request's authentication: a principal, or why its bearer token was refused
+    (`failure`), or neither (no bearer token at all)."""
+
+    principal: Principal | None = None
+    failure: str | None = None
+
+
+ANONYMOUS = Authentication()
+
+
+def set_authentication(result: Authentication) -> None:
+    """Store the request's authentication (once, in the request hook)."""
+    g.authentication = result
+
+
+def authentication() -> Authentication:
+    """The request's authentication; ANONYMOUS before (or without) the hook."""
+    result: Authentication = g.get("authentication", ANONYMOUS)
+    return result
+
+
 def ambiguous_credentials(fields: list[str]) -> bool:
     """True when the request carries more than one credential: several `Authorization`
     fields, or one Bearer or Basic field holding a list (a token68 has no comma and no
@@ -49,17 +76,17 @@ async def authenticate(
     tokens: TokenService,
     denylist: Denylist,
     external: ExternalIssuers | None = None,
-) -> tuple[Principal | None, str | None]:
-    """(principal, None), (None, reason) for a bad token, or (None, None) for none.
+) -> Authentication:
+    """The principal, the reason a bad token is refused, or ANONYMOUS without one.
     No I/O, except one bounded key refresh for an external token with an unknown `kid`."""
     if not header:
-        return None, None
+        return ANONYMOUS
     scheme, _, credentials = header.strip().partition(" ")
     if scheme.lower() != "bearer":
-        return None, None  # another scheme is not a bearer token at all
+        return ANONYMOUS  # another scheme is not a bearer token at all
     credentials = credentials.strip()
     if not credentials:
-        return None, "malformed"
+        return Authentication(failure="malformed")
     try:
         issuer = external.get(unverified_issuer(credentials)) if external else None
         if issuer is not None:
@@ -67,10 +94,10 @@ async def authenticate(
         else:
             principal = tokens.verify(credentials)
     except TokenRejected as exc:
-        return None, exc.reason
+        return Authentication(failure=exc.reason)
     if denylist.is_revoked(principal):
-        return None, "revoked"
-    return principal, None
+        return Authentication(failure="revoked")
+    return Authentication(principal=principal)
 
 
 async def external_principal(issuer: IssuerKeys, token: str) -> Principal:
@@ -95,19 +122,19 @@ async def external_principal(issuer: IssuerKeys, token: str) -> Principal:
 
 
 def current_principal() -> Principal:
-    principal: Principal | None = g.get("principal")
+    principal = authentication().principal
     if principal is None:  # pragma: no cover - guarded by require_* decorators
         raise Unauthorized()
     return principal
 
 
 def _check(scope: str | None) -> Principal:
-    failure: str | None = g.get("auth_failure")
-    if failure is not None:
+    result = authentication()
+    if result.failure is not None:
         raise Unauthorized(
             "The bearer token is invalid, expired or revoked.", error="invalid_token"
         )
-    principal: Principal | None = g.get("principal")
+    principal = result.principal
     if principal is None:
         raise Unauthorized()
     if scope is not None and scope not in principal.scopes:

@@ -217,10 +217,6 @@ class Limiter:
         self.retry_seconds = retry_seconds
         self._redis_down_since: float | None = None
 
-    @property
-    def degraded(self) -> bool:
-        return self.redis is not None and self._redis_down_since is not None
-
     async def check(self, checks: Sequence[Check], *, consume: bool = True) -> Decision:
         """Test every check; when all pass (and `consume`), count the request."""
         if not checks:

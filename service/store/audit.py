@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import audit
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    ts_us: int
+    event: str
+    actor: str | None
+    target: str | None
+    ip: str | None
 
 
 async def record(
@@ -30,10 +40,9 @@ async def record(
     )
 
 
-async def list_events(
-    conn: AsyncConnection, *, limit: int, before_id: int | None
-) -> list[dict[str, Any]]:
+async def list_events(conn: AsyncConnection, *, limit: int, after: int | None) -> list[AuditRow]:
+    """Newest first, keyset-paged by id: `after` is the last id of the previous page."""
     query = select(audit).order_by(audit.c.id.desc()).limit(limit)
-    if before_id is not None:
-        query = query.where(audit.c.id < before_id)
-    return [dict(r._mapping) for r in await conn.execute(query)]
+    if after is not None:
+        query = query.where(audit.c.id < after)
+    return [typed_row(AuditRow, r) for r in await conn.execute(query)]

@@ -1,13 +1,14 @@
-"""The async engine: SQLite (WAL, busy timeout, foreign keys, private files) or
-PostgreSQL (asyncpg)."""
+"""The database: the async engine, SQLite (WAL, busy timeout, foreign keys, private files)
+or PostgreSQL (asyncpg), with the clock and the typed-row mapping every store module uses."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -17,10 +18,28 @@ from ..files import create_private_file
 
 _READ_ONLY = "portcullis_read_only"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+R = TypeVar("R")
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def typed_row(cls: type[R], row: Any) -> R:
+    """A result row as the dataclass `cls`: each field read from the column of its name
+    (columns the dataclass does not name are left out)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return cls(*[getattr(row, name) for name in names])
 
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+def now() -> float:
+    """The same clock as `now_us`, in seconds."""
+    return now_us() / 1_000_000
 
 
 def sqlite_file(dsn: str) -> Path | None:

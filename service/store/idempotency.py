@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import idempotency
 
 KEEP_US = 24 * 3600 * 1_000_000
 
 
-async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The first answer given to a key: replayed as it was for the same request."""
+
+    request_hash: str
+    status: int
+    body: str
+    location: str | None
+
+
+async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> IdempotencyRecord | None:
     row = (
         await conn.execute(
             select(idempotency).where(
@@ -23,7 +33,9 @@ async def get_record(conn: AsyncConnection, *, owner_id: str, key: str) -> dict[
             )
         )
     ).first()
-    return dict(row._mapping) if row else None
+    if row is None:
+        return None
+    return typed_row(IdempotencyRecord, row)
 
 
 async def save_record(

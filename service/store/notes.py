@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -14,10 +15,29 @@ from .db import now_us
 from .tables import note_tags, notes
 
 
-def _note(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    data["tags"] = json.loads(data["tags"])
-    return data
+@dataclass(frozen=True, slots=True)
+class NoteRow:
+    id: str
+    owner_id: str
+    title: str
+    body: str
+    tags: list[str]
+    created_us: int
+    updated_us: int
+    version: int
+
+
+def _note(row: Any) -> NoteRow:
+    return NoteRow(
+        id=row.id,
+        owner_id=row.owner_id,
+        title=row.title,
+        body=row.body,
+        tags=json.loads(row.tags),
+        created_us=row.created_us,
+        updated_us=row.updated_us,
+        version=row.version,
+    )
 
 
 async def _set_tags(
@@ -36,24 +56,24 @@ async def _set_tags(
 
 async def create_note(
     conn: AsyncConnection, *, owner_id: str, title: str, body: str, tags: list[str]
-) -> dict[str, Any]:
+) -> NoteRow:
     now = now_us()
-    values = {
-        "id": str(uuid.uuid4()),
-        "owner_id": owner_id,
-        "title": title,
-        "body": body,
-        "tags": json.dumps(tags),
-        "created_us": now,
-        "updated_us": now,
-        "version": 1,
-    }
-    await conn.execute(notes.insert().values(**values))
-    await _set_tags(conn, note_id=str(values["id"]), owner_id=owner_id, tags=tags, created_us=now)
-    return values | {"tags": tags}
+    note = NoteRow(
+        id=str(uuid.uuid4()),
+        owner_id=owner_id,
+        title=title,
+        body=body,
+        tags=tags,
+        created_us=now,
+        updated_us=now,
+        version=1,
+    )
+    await conn.execute(notes.insert().values(**asdict(note) | {"tags": json.dumps(tags)}))
+    await _set_tags(conn, note_id=note.id, owner_id=owner_id, tags=tags, created_us=now)
+    return note
 
 
-async def get_note(conn: AsyncConnection, *, note_id: str, owner_id: str) -> dict[str, Any] | None:
+async def get_note(conn: AsyncConnection, *, note_id: str, owner_id: str) -> NoteRow | None:
     row = (
         await conn.execute(select(notes).where(notes.c.id == note_id, notes.c.owner_id == owner_id))
     ).first()
@@ -67,7 +87,7 @@ async def list_notes(
     limit: int,
     after: tuple[int, str] | None,
     tag: str | None,
-) -> list[dict[str, Any]]:
+) -> list[NoteRow]:
     """Newest first; keyset pagination on (created_us, id): the cost of a page does not
     depend on its depth, and concurrent inserts never shift later pages."""
     if tag is None:
@@ -96,7 +116,7 @@ async def update_note(
     owner_id: str,
     expected_version: int,
     changes: dict[str, Any],
-) -> dict[str, Any] | None:
+) -> NoteRow | None:
     """Apply `changes` only if the note is still at `expected_version` (else None)."""
     values = dict(changes)
     if "tags" in values:
@@ -119,7 +139,7 @@ async def update_note(
             note_id=note_id,
             owner_id=owner_id,
             tags=changes["tags"],
-            created_us=note["created_us"],
+            created_us=note.created_us,
         )
     return note
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import login_sessions, refresh_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    sid: str
+    user_id: str
+    scope: str  # space-separated
+    created_us: int
+    expires_us: int
+    revoked_us: int | None
 
 
 @dataclass(frozen=True)
@@ -17,7 +26,7 @@ class RefreshOutcome:
     """`status`: ok | unknown | expired | revoked | reused."""
 
     status: str
-    session: dict[str, Any] | None = None
+    session: SessionRow | None = None
 
 
 async def create_session(
@@ -60,7 +69,7 @@ async def use_refresh_token(conn: AsyncConnection, *, token_hash: str) -> Refres
     ).first()
     if session_row is None:
         return RefreshOutcome("unknown")
-    session = dict(session_row._mapping)
+    session = typed_row(SessionRow, session_row)
     if row.used_us is not None:
         return RefreshOutcome("reused", session)
     result = await conn.execute(
@@ -70,14 +79,14 @@ async def use_refresh_token(conn: AsyncConnection, *, token_hash: str) -> Refres
     )
     if result.rowcount != 1:  # lost a race with a concurrent use: that is reuse too
         return RefreshOutcome("reused", session)
-    if session["revoked_us"] is not None:
+    if session.revoked_us is not None:
         return RefreshOutcome("revoked", session)
-    if session["expires_us"] <= now_us():
+    if session.expires_us <= now_us():
         return RefreshOutcome("expired", session)
     return RefreshOutcome("ok", session)
 
 
-async def find_refresh_session(conn: AsyncConnection, *, token_hash: str) -> dict[str, Any] | None:
+async def find_refresh_session(conn: AsyncConnection, *, token_hash: str) -> SessionRow | None:
     row = (
         await conn.execute(
             select(login_sessions)
@@ -85,16 +94,14 @@ async def find_refresh_session(conn: AsyncConnection, *, token_hash: str) -> dic
             .where(refresh_tokens.c.token_hash == token_hash)
         )
     ).first()
-    return dict(row._mapping) if row else None
+    return typed_row(SessionRow, row) if row else None
 
 
-async def get_session(
-    conn: AsyncConnection, *, sid: str, lock: bool = False
-) -> dict[str, Any] | None:
+async def get_session(conn: AsyncConnection, *, sid: str, lock: bool = False) -> SessionRow | None:
     """The session; with `lock`, its row stays locked until the transaction ends."""
     query = select(login_sessions).where(login_sessions.c.sid == sid)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    return dict(row._mapping) if row else None
+    return typed_row(SessionRow, row) if row else None
 
 
 async def revoke_session(conn: AsyncConnection, *, sid: str) -> bool:
@@ -107,7 +114,7 @@ async def revoke_session(conn: AsyncConnection, *, sid: str) -> bool:
     return bool(result.rowcount == 1)
 
 
-async def revoke_user_sessions(conn: AsyncConnection, *, user_id: str) -> list[dict[str, Any]]:
+async def revoke_user_sessions(conn: AsyncConnection, *, user_id: str) -> list[SessionRow]:
     """Revoke every live session of a user; return them (sid, expires_us)."""
     now = now_us()
     rows = (
@@ -124,4 +131,4 @@ async def revoke_user_sessions(conn: AsyncConnection, *, user_id: str) -> list[d
         .where(login_sessions.c.user_id == user_id, login_sessions.c.revoked_us.is_(None))
         .values(revoked_us=now)
     )
-    return [dict(r._mapping) for r in rows]
+    return [typed_row(SessionRow, r) for r in rows]

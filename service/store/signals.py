@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import blocks, signals
 
 
@@ -22,14 +22,19 @@ class Signal:
     data: str | None
 
 
-def _signal(row: Any) -> Signal:
-    return Signal(
-        id=int(row.id),
-        kind=row.kind,
-        value=row.value,
-        expires_us=int(row.expires_us),
-        data=row.data,
-    )
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    ip: str  # the client key: an address, or an IPv6 prefix
+    until_us: int
+    reason: str
+    level: int  # 0 for a first block, +1 for each repeat within a day
+    created_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewBlock:
+    until_us: int
+    seconds: int
 
 
 async def add_signal(
@@ -66,7 +71,7 @@ async def signals_after(
         .order_by(signals.c.id)
         .limit(limit)
     )
-    return [_signal(r) for r in rows]
+    return [typed_row(Signal, r) for r in rows]
 
 
 async def signals_between(
@@ -79,7 +84,7 @@ async def signals_between(
         .order_by(signals.c.id)
         .limit(limit)
     )
-    return [_signal(r) for r in rows]
+    return [typed_row(Signal, r) for r in rows]
 
 
 _INFLIGHT = text(
@@ -96,10 +101,6 @@ async def inflight_writers(conn: AsyncConnection) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
-async def last_signal_id(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(select(func.coalesce(func.max(signals.c.id), 0))) or 0)
-
-
 async def purge_expired(conn: AsyncConnection) -> None:
     # The newest row stays even when expired: SQLite hands the highest rowid out again
     # once its row is deleted, and a re-used id would look already read to the pollers.
@@ -109,23 +110,23 @@ async def purge_expired(conn: AsyncConnection) -> None:
     )
 
 
-async def get_block(conn: AsyncConnection, *, ip: str) -> dict[str, Any] | None:
+async def get_block(conn: AsyncConnection, *, ip: str) -> BlockRow | None:
     row = (await conn.execute(select(blocks).where(blocks.c.ip == ip))).first()
-    return dict(row._mapping) if row else None
+    return typed_row(BlockRow, row) if row else None
 
 
 async def start_block(
     conn: AsyncConnection, *, ip: str, reason: str, base_seconds: int, max_seconds: int = 86400
-) -> dict[str, Any] | None:
+) -> NewBlock | None:
     """Block `ip` unless it is blocked already; the block doubles on each repeat within
     a day. Returns the new block, or None when another process blocked it first."""
     now = now_us()
     existing = await get_block(conn, ip=ip)
-    if existing is not None and existing["until_us"] > now:
+    if existing is not None and existing.until_us > now:
         return None
     level = 0
-    if existing is not None and existing["until_us"] > now - 86400 * 1_000_000:
-        level = int(existing["level"]) + 1
+    if existing is not None and existing.until_us > now - 86400 * 1_000_000:
+        level = int(existing.level) + 1
     seconds = min(base_seconds * (2**level), max_seconds)
     values = {
         "ip": ip,
@@ -144,7 +145,7 @@ async def start_block(
         )
         if result.rowcount != 1:
             return None
-    return values | {"seconds": seconds}
+    return NewBlock(until_us=now + seconds * 1_000_000, seconds=seconds)
 
 
 async def lift_block(conn: AsyncConnection, *, ip: str) -> bool:
@@ -158,7 +159,7 @@ async def lift_block(conn: AsyncConnection, *, ip: str) -> bool:
 
 async def list_blocks(
     conn: AsyncConnection, *, limit: int, after: tuple[int, str] | None
-) -> list[dict[str, Any]]:
+) -> list[BlockRow]:
     query = (
         select(blocks)
         .where(blocks.c.until_us > now_us())
@@ -170,4 +171,4 @@ async def list_blocks(
         query = query.where(
             (blocks.c.until_us < until) | ((blocks.c.until_us == until) & (blocks.c.ip < ip))
         )
-    return [dict(r._mapping) for r in await conn.execute(query)]
+    return [typed_row(BlockRow, r) for r in await conn.execute(query)]

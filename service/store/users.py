@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us
+from .db import now_us, typed_row
 from .tables import clients, users
 
 
@@ -17,44 +18,59 @@ class UsernameTaken(Exception):
     pass
 
 
-def _user(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: str
+    username: str
+    password_hash: str
+    role: str
+    disabled: bool
+    created_us: int
+    updated_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRow:
+    client_id: str
+    name: str
+    secret_hash: str
+    scopes: str  # space-separated
+    disabled: bool
+    created_us: int
 
 
 async def create_user(
     conn: AsyncConnection, *, username: str, password_hash: str, role: str
-) -> dict[str, Any]:
+) -> UserRow:
     now = now_us()
-    values = {
-        "id": str(uuid.uuid4()),
-        "username": username,
-        "password_hash": password_hash,
-        "role": role,
-        "disabled": False,
-        "created_us": now,
-        "updated_us": now,
-    }
+    user = UserRow(
+        id=str(uuid.uuid4()),
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        disabled=False,
+        created_us=now,
+        updated_us=now,
+    )
     try:
         async with conn.begin_nested():
-            await conn.execute(users.insert().values(**values))
+            await conn.execute(users.insert().values(**asdict(user)))
     except IntegrityError:
         raise UsernameTaken(username) from None
-    return values
+    return user
 
 
-async def get_user(
-    conn: AsyncConnection, *, user_id: str, lock: bool = False
-) -> dict[str, Any] | None:
+async def get_user(conn: AsyncConnection, *, user_id: str, lock: bool = False) -> UserRow | None:
     """The user; with `lock`, its row stays locked until the transaction ends
     (PostgreSQL `FOR UPDATE`; SQLite's write transactions are serial anyway)."""
     query = select(users).where(users.c.id == user_id)
     row = (await conn.execute(query.with_for_update() if lock else query)).first()
-    return _user(row) if row else None
+    return typed_row(UserRow, row) if row else None
 
 
-async def get_user_by_name(conn: AsyncConnection, *, username: str) -> dict[str, Any] | None:
+async def get_user_by_name(conn: AsyncConnection, *, username: str) -> UserRow | None:
     row = (await conn.execute(select(users).where(users.c.username == username))).first()
-    return _user(row) if row else None
+    return typed_row(UserRow, row) if row else None
 
 
 async def set_password_hash(conn: AsyncConnection, *, user_id: str, password_hash: str) -> None:
@@ -67,7 +83,7 @@ async def set_password_hash(conn: AsyncConnection, *, user_id: str, password_has
 
 async def update_user(
     conn: AsyncConnection, *, user_id: str, changes: dict[str, Any]
-) -> dict[str, Any] | None:
+) -> UserRow | None:
     allowed = {k: v for k, v in changes.items() if k in ("disabled", "role")}
     if allowed:
         await conn.execute(
@@ -78,7 +94,7 @@ async def update_user(
 
 async def list_users(
     conn: AsyncConnection, *, limit: int, after: tuple[int, str] | None
-) -> list[dict[str, Any]]:
+) -> list[UserRow]:
     """Newest first, keyset-paged by (created_us, id)."""
     query = select(users).order_by(users.c.created_us.desc(), users.c.id.desc()).limit(limit)
     if after is not None:
@@ -87,24 +103,24 @@ async def list_users(
             (users.c.created_us < created)
             | ((users.c.created_us == created) & (users.c.id < last_id))
         )
-    return [_user(row) for row in await conn.execute(query)]
+    return [typed_row(UserRow, row) for row in await conn.execute(query)]
 
 
 async def create_client(
     conn: AsyncConnection, *, client_id: str, name: str, secret_hash: str, scopes: str
-) -> dict[str, Any]:
-    values = {
-        "client_id": client_id,
-        "name": name,
-        "secret_hash": secret_hash,
-        "scopes": scopes,
-        "disabled": False,
-        "created_us": now_us(),
-    }
-    await conn.execute(clients.insert().values(**values))
-    return values
+) -> ClientRow:
+    client = ClientRow(
+        client_id=client_id,
+        name=name,
+        secret_hash=secret_hash,
+        scopes=scopes,
+        disabled=False,
+        created_us=now_us(),
+    )
+    await conn.execute(clients.insert().values(**asdict(client)))
+    return client
 
 
-async def get_client(conn: AsyncConnection, *, client_id: str) -> dict[str, Any] | None:
+async def get_client(conn: AsyncConnection, *, client_id: str) -> ClientRow | None:
     row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
-    return dict(row._mapping) if row else None
+    return typed_row(ClientRow, row) if row else None

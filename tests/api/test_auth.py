@@ -333,7 +333,7 @@ async def test_password_rehashed_on_login_when_parameters_change(
         )
     await login(client, "oldhash")
     async with svc.db.read() as conn:
-        stored = (await user_store.get_user(conn, user_id=user["id"]))["password_hash"]  # type: ignore[index]
+        stored = (await user_store.get_user(conn, user_id=user.id)).password_hash  # type: ignore[union-attr]
     assert stored != old and "t=2" in stored and "m=19456" in stored
     assert stored.startswith("$argon2id$")
 

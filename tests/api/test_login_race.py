@@ -82,7 +82,7 @@ async def test_demoted_during_password_check_gets_no_admin_scope(
     boss = await identity.register(svc_of(app), username="boss", password=PASSWORD, role="admin")
     async with login_paused_in_argon2(app, monkeypatch, client, "boss") as finish:
         r = await client.patch(
-            f"/v1/admin/users/{boss['id']}", json={"role": "user"}, headers=bearer(admin)
+            f"/v1/admin/users/{boss.id}", json={"role": "user"}, headers=bearer(admin)
         )
         assert r.status_code == 200 and r.json()["role"] == "user"
         answer = await finish()
@@ -141,7 +141,7 @@ async def test_demotion_racing_session_creation_revokes_the_new_session(
     )
     await asyncio.wait_for(inside.wait(), 10)
     demote = asyncio.create_task(
-        client.patch(f"/v1/admin/users/{boss['id']}", json={"role": "user"}, headers=bearer(admin))
+        client.patch(f"/v1/admin/users/{boss.id}", json={"role": "user"}, headers=bearer(admin))
     )
     # Let the login commit once the demotion is either done or waiting for the user row.
     for _ in range(500):

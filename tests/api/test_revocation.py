@@ -72,7 +72,7 @@ async def test_revoking_again_on_another_instance_writes_nothing(settings: Setti
     """The second instance has not replayed the first one's signal: the database
     decides, not the instance's memory."""
     a, b = create_app(settings), create_app(settings)
-    svc_of(b).poll_seconds = 3600.0  # b replays signals only at start-up
+    svc_of(b).bus.poll_seconds = 3600.0  # b replays signals only at start-up
     async with a.test_app(), b.test_app(), client_for(a) as ca, client_for(b) as cb:
         await register(ca, "replica")
         tokens = await login(ca, "replica")

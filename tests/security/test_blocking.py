@@ -13,6 +13,7 @@ import pytest
 from quart import Quart
 
 from service.store import signals as signal_store
+from service.store.signals import BlockRow
 from tests.conftest import (
     PG_URL,
     REDIS_URL,
@@ -33,15 +34,15 @@ async def failures(client: httpx.AsyncClient, count: int) -> list[int]:
     return [(await client.get("/v1/notes")).status_code for _ in range(count)]
 
 
-async def block_of(app: Quart) -> dict[str, Any]:
+async def block_of(app: Quart) -> BlockRow:
     async with svc_of(app).db.read() as conn:
         block = await signal_store.get_block(conn, ip=ATTACKER)
     assert block is not None
     return block
 
 
-def seconds(block: dict[str, Any]) -> int:
-    return round((int(block["until_us"]) - int(block["created_us"])) / 1e6)
+def seconds(block: BlockRow) -> int:
+    return round((int(block.until_us) - int(block.created_us)) / 1e6)
 
 
 async def probe(client: httpx.AsyncClient) -> int:
@@ -99,7 +100,7 @@ async def test_after_an_admin_lifts_a_block_one_failure_does_not_block_again(
         assert await failures(via_a, 4) == [401] * 4  # the 4th crosses "3/minute"
         assert (await via_a.get("/v1/notes")).status_code == 403
         first = await block_of(a)
-        assert first["level"] == 0 and seconds(first) == 60
+        assert first.level == 0 and seconds(first) == 60
         async with client_for(b, ADMIN_IP) as admin_client:
             admin = bearer(await make_admin(b, admin_client))
             r = await admin_client.delete(f"/v1/admin/blocks/{ATTACKER}", headers=admin)
@@ -113,7 +114,7 @@ async def test_after_an_admin_lifts_a_block_one_failure_does_not_block_again(
         assert await failures(via_a, 3) == [401] * 3
         assert (await via_a.get("/v1/notes")).status_code == 403
         second = await block_of(a)
-        assert second["level"] == 1 and seconds(second) == 120
+        assert second.level == 1 and seconds(second) == 120
 
 
 async def test_a_block_consumes_its_failures(settings_factory: Any) -> None:
@@ -122,15 +123,15 @@ async def test_a_block_consumes_its_failures(settings_factory: Any) -> None:
     async with two_instances(settings, ATTACKER) as (a, _b, via_a, _via_b):
         assert await failures(via_a, 4) == [401] * 4
         assert (await via_a.get("/v1/notes")).status_code == 403
-        assert (await block_of(a))["level"] == 0
+        assert (await block_of(a)).level == 0
         await asyncio.sleep(1.1)
         assert await failures(via_a, 1) == [401]
         assert await probe(via_a) == 200  # not blocked again
-        assert (await block_of(a))["level"] == 0
+        assert (await block_of(a)).level == 0
         assert await failures(via_a, 3) == [401] * 3
         assert (await via_a.get("/v1/notes")).status_code == 403
         repeat = await block_of(a)
-        assert repeat["level"] == 1 and seconds(repeat) == 2
+        assert repeat.level == 1 and seconds(repeat) == 2
 
 
 async def test_other_processes_forget_the_failures_of_a_blocked_address(
@@ -150,7 +151,7 @@ async def test_other_processes_forget_the_failures_of_a_blocked_address(
         await until_served(via_b)
         assert await failures(via_b, 1) == [401]
         assert await probe(via_b) == 200
-        assert (await block_of(a))["level"] == 0
+        assert (await block_of(a)).level == 0
 
 
 @BOTH_SETUPS
@@ -167,10 +168,10 @@ async def test_failures_in_flight_when_the_block_lands_are_consumed_too(
         await until_refused(via_a)
         await until_refused(via_b)
         for _ in range(3):  # three such requests, finishing on instance a
-            await svc_of(a).record_failure(ATTACKER, "http_401")
+            await svc_of(a).abuse.record_failure(ATTACKER, "http_401")
         first = await block_of(a)
-        assert first["level"] == 0
-        await asyncio.sleep(first["until_us"] / 1e6 - time.time() + 0.1)
+        assert first.level == 0
+        await asyncio.sleep(first.until_us / 1e6 - time.time() + 0.1)
         assert await failures(via_a, 1) == [401]
         assert await probe(via_a) == 200 and await probe(via_b) == 200
-        assert (await block_of(a))["level"] == 0
+        assert (await block_of(a)).level == 0

@@ -13,15 +13,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
+from service.models.issuers import IssuerConfig, load_issuers
 from service.security import issuers
-from service.security.issuers import (
-    IssuerConfig,
-    IssuerKeys,
-    Rejected,
-    external_subject,
-    load_issuers,
-    verify_external,
-)
+from service.security.issuers import IssuerKeys, Rejected, external_subject, verify_external
 from tests.support.jwks_server import JsonServer, json_server
 
 

@@ -42,7 +42,7 @@ async def _burst_is_exact(settings: Any) -> None:
 
 async def _revocation_wakes_the_other_instance(settings: Any) -> None:
     async with two_instances(settings) as (_, b, ca, cb):
-        svc_of(b).poll_seconds = 30.0  # only the Redis wake-up can make b see it in time
+        svc_of(b).bus.poll_seconds = 30.0  # only the Redis wake-up can make b see it in time
         await asyncio.sleep(0.5)  # b's subscriber is connected
         await register(ca, "wakeful")
         tokens = await login(ca, "wakeful")

@@ -1,0 +1,171 @@
+"""Readiness and background upkeep: schema check, dependency checks, key reloads, purges.
+
+One `Health` per app. `check_ready` answers /readyz and keeps `dependency_up` and the
+logs current; `run` is the upkeep loop (every `READY_SECONDS`, never on a request's
+path): key consensus, the per-process limits warning, readiness, reloading the signing
+key file when it changes, and purging expired state. `ensure_migrated` retries the
+start-up migration while the database is down (the signal bus calls it before each poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .logging import get_logger
+from .metrics import Metrics
+from .security.blocking import BlockList
+from .security.denylist import Denylist
+from .security.keyconsensus import KeyConsensus
+from .security.keys import KeyManager
+from .store import idempotency, migrations
+from .store import signals as signal_store
+from .store.db import Database
+from .workers import live_workers
+
+log = get_logger("portcullis.services")
+READY_SECONDS = 2.5
+KEY_CONSENSUS_SECONDS = 10.0
+PURGE_SECONDS = 60.0
+
+
+@dataclass
+class Readiness:
+    database: str = "unknown"
+    redis: str = "disabled"
+    checked: float = 0.0
+
+
+class Health:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        redis: Any,
+        metrics: Metrics,
+        keys: KeyManager,
+        key_consensus: KeyConsensus,
+        denylist: Denylist,
+        blocks: BlockList,
+        migrate_on_start: bool,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.metrics = metrics
+        self.keys = keys
+        self.key_consensus = key_consensus
+        self.denylist = denylist
+        self.blocks = blocks
+        self.migrate_on_start = migrate_on_start
+        self.readiness = Readiness(redis="unknown" if redis is not None else "disabled")
+        self.migrated = False
+        self.draining = False  # set on SIGTERM: readiness fails, requests are still served
+        self.worker_dir: Path | None = None
+
+    def begin_drain(self) -> None:
+        """SIGTERM: readiness answers 503 from now on; requests are still served."""
+        self.draining = True
+
+    # Schema ---------------------------------------------------------------------
+
+    async def try_migrate(self) -> None:
+        """Migrate (or, with PORTCULLIS_MIGRATE_ON_START off, check that a migration job
+        has); until then readiness reports the database as not ready."""
+        try:
+            if self.migrate_on_start:
+                await migrations.migrate(self.db)
+            elif await migrations.current_version(self.db) < migrations.latest_version():
+                log.error("database.schema_behind", expected=migrations.latest_version())
+                return
+        except Exception as exc:
+            log.error("database.migrate_failed", reason=type(exc).__name__)
+        else:
+            self.migrated = True
+
+    async def ensure_migrated(self) -> None:
+        if not self.migrated:
+            await self.try_migrate()
+
+    # Readiness ------------------------------------------------------------------
+
+    async def check_ready(self) -> Readiness:
+        async def database() -> str:
+            try:
+                await asyncio.wait_for(self.db.ping(), timeout=2.0)
+            except Exception:
+                return "unavailable"
+            return "ok" if self.migrated else "schema_behind"
+
+        async def redis() -> str:
+            if self.redis is None:
+                return "disabled"
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=1.0)
+            except Exception:
+                return "unavailable"
+            return "ok"
+
+        db_state, redis_state = await asyncio.gather(database(), redis())
+        previous = self.readiness
+        for name, before, after in (
+            ("database", previous.database, db_state),
+            ("redis", previous.redis, redis_state),
+        ):
+            if after == "unavailable" and before != "unavailable":
+                log.error("dependency.down", dependency=name, reason="check_failed")
+            elif after == "ok" and before == "unavailable":
+                log.warning("dependency.recovered", dependency=name)
+        self.readiness = Readiness(database=db_state, redis=redis_state, checked=time.time())
+        self.metrics.dependency_up.labels("database").set(1 if db_state == "ok" else 0)
+        if self.redis is not None:
+            self.metrics.dependency_up.labels("redis").set(1 if redis_state == "ok" else 0)
+        return self.readiness
+
+    # Upkeep ---------------------------------------------------------------------
+
+    def warn_if_limits_per_process(self) -> int:
+        """Without Redis, limits and failure counts live in each worker process."""
+        workers = live_workers(self.worker_dir) if self.worker_dir is not None else 1
+        if workers > 1 and self.redis is None:
+            log.warning(
+                "ratelimit.per_process",
+                workers=workers,
+                detail=(
+                    f"{workers} worker processes and no PORTCULLIS_REDIS_URL: rate limits and "
+                    "failure counts are enforced per process, so a client may get up to "
+                    f"{workers} times each limit. Set PORTCULLIS_REDIS_URL for exact limits."
+                ),
+            )
+        return workers
+
+    async def run(self) -> None:
+        last_purge = last_consensus = started = time.monotonic()
+        warned = False
+        while True:
+            await asyncio.sleep(READY_SECONDS)
+            if time.monotonic() - last_consensus >= KEY_CONSENSUS_SECONDS:
+                last_consensus = time.monotonic()
+                with contextlib.suppress(Exception):  # database down: check next time
+                    await self.key_consensus.check()
+            if not warned and time.monotonic() - started > 3:  # sibling workers are up
+                warned = True
+                self.warn_if_limits_per_process()
+            with contextlib.suppress(Exception):
+                await self.check_ready()  # keeps dependency_up and the logs current
+            try:
+                if self.keys.maybe_reload():
+                    log.info("keys.reloaded", kid=self.keys.ring.current_kid)
+            except Exception as exc:
+                log.error("keys.reload_failed", reason=type(exc).__name__)
+            if time.monotonic() - last_purge > PURGE_SECONDS:
+                last_purge = time.monotonic()
+                self.denylist.purge()
+                self.blocks.purge()
+                with contextlib.suppress(Exception):
+                    async with self.db.begin() as conn:
+                        await signal_store.purge_expired(conn)
+                        await idempotency.purge_expired(conn)

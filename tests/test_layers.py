@@ -1,0 +1,127 @@
+"""Imports run one way, from the top floor down, and never in a circle (docs/architecture.md).
+
+Every import in `service/` is read from the source (module level, function level and
+TYPE_CHECKING blocks alike): a module may import its own floor or a lower one, never a
+higher one, and no chain of imports leads back to where it started.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "service"
+
+# Top floor first. A module belongs to the first floor with a prefix naming it.
+FLOORS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "entry",
+        (
+            "service",
+            "service.asgi",
+            "service.__main__",
+            "service.serve",
+            "service.cli_support",
+            "service.devcerts",
+            "service.drain",
+            "service.server_fixes",
+        ),
+    ),
+    ("app", ("service.app", "service.guard")),
+    ("api", ("service.api", "service.middleware")),
+    ("services", ("service.services",)),
+    ("domain", ("service.domain", "service.signalbus", "service.health")),
+    ("security", ("service.security", "service.logging", "service.datadir")),
+    (
+        "base",
+        (
+            "service.store",
+            "service.models",
+            "service.config",
+            "service.errors",
+            "service.metrics",
+            "service.context",
+            "service.files",
+            "service.redisclient",
+            "service.workers",
+        ),
+    ),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = ["service", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in ROOT.rglob("*.py")}
+
+
+def floor_of(module: str) -> int:
+    best: tuple[int, int] | None = None  # (prefix length, floor): the longest prefix wins
+    for index, (_, prefixes) in enumerate(FLOORS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[0]:
+                    best = (len(prefix), index)
+    assert best is not None, f"{module} is on no floor: add it to FLOORS"
+    return best[1]
+
+
+def imports_of(module: str) -> set[str]:
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in MODULES else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name in MODULES and name != module}
+
+
+GRAPH = {module: imports_of(module) for module in MODULES}
+
+
+def test_every_module_is_on_a_floor() -> None:
+    for module in MODULES:
+        floor_of(module)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_upward_import(module: str) -> None:
+    upward = sorted(t for t in GRAPH[module] if floor_of(t) < floor_of(module))
+    assert not upward, (
+        f"{module} ({FLOORS[floor_of(module)][0]}) imports a higher floor: "
+        + ", ".join(f"{t} ({FLOORS[floor_of(t)][0]})" for t in upward)
+    )
+
+
+def test_no_import_cycle() -> None:
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        if module in path:
+            cycle = [*path[path.index(module) :], module]
+            pytest.fail("import cycle: " + " → ".join(cycle))
+        if module in done:
+            return
+        path.append(module)
+        for target in sorted(GRAPH[module]):
+            visit(target)
+        path.pop()
+        done.add(module)
+
+    for module in sorted(MODULES):
+        visit(module)
