@@ -78,8 +78,6 @@ def _accounts(settings: Settings) -> _Accounts:
 
 
 async def _create_user(settings: Settings, name: str, role: str) -> int:
-    from pydantic import ValidationError
-
     from .domain import identity
     from .errors import Conflict, ValidationFailed
     from .models.users import RegisterIn
