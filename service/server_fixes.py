@@ -16,7 +16,11 @@ start serving) calls `install()`. Each patch names the upstream report (docs/ups
    the GOAWAY, and a client that resets far more streams than it completes is sent
    GOAWAY(ENHANCE_YOUR_CALM) and disconnected: more than `RESET_FLOOR` resets and more
    than `RESET_RATIO` times the completed responses. (A reset stream that was already
-   running gets `http.disconnect`; Quart cancels its handler.)
+   running gets `http.disconnect`; Quart cancels its handler.) The 1000-stream GOAWAY is
+   graceful (RFC 9113 §6.8): Hypercorn's `close_connection` closed h2's state at once, so
+   streams still running could never answer; now the GOAWAY frame is written by hand,
+   streams opened after it are refused (REFUSED_STREAM: safe to retry), and the
+   connection closes once the started ones are answered.
 4. TLS groups: Python before 3.15 can set only one ECDH curve, so Hypercorn's context
    offers OpenSSL's default groups (X448, secp521r1, ...). The context now offers Mozilla
    "intermediate": X25519, prime256v1, secp384r1.
@@ -36,8 +40,9 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import h11
+import hyperframe.frame
 from hypercorn.config import Config
-from hypercorn.events import Closed, Updated
+from hypercorn.events import Closed, RawData, Updated
 from hypercorn.protocol.events import Body, EndBody, Response
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H11Protocol
@@ -74,13 +79,14 @@ async def _h11_stream_send(self: H11Protocol, event: Any) -> None:
 class _Counts:
     """Per-connection stream accounting for the reset bound."""
 
-    __slots__ = ("completed", "going_away", "last_started", "resets")
+    __slots__ = ("completed", "draining", "going_away", "last_started", "resets")
 
     def __init__(self) -> None:
         self.completed = 0
         self.resets = 0
         self.last_started = 0
         self.going_away = False
+        self.draining = False  # a graceful GOAWAY was sent; close once in-flight streams end
 
 
 def _counts(protocol: H2Protocol) -> _Counts:
@@ -97,6 +103,37 @@ async def _h2_go_away(self: H2Protocol, counts: _Counts, code: h2.errors.ErrorCo
     await self._flush()
 
 
+async def _h2_go_away_gracefully(self: H2Protocol, counts: _Counts) -> None:
+    """GOAWAY(NO_ERROR) naming the last stream started, then finish those streams and
+    close (RFC 9113 §6.8). h2's `close_connection` would end the connection's state at
+    once, so the streams still running could never send their answers: the frame is
+    written here by hand and h2 is closed only when nothing is left in flight."""
+    counts.going_away = counts.draining = True
+    frame = hyperframe.frame.GoAwayFrame(stream_id=0)
+    frame.last_stream_id = counts.last_started
+    frame.error_code = h2.errors.ErrorCodes.NO_ERROR
+    await self._flush()
+    await self.send(RawData(data=frame.serialize()))
+    await _h2_close_if_drained(self, counts)
+
+
+async def _h2_close_if_drained(self: H2Protocol, counts: _Counts) -> None:
+    if counts.draining and not self.closed and not self.streams and not self.stream_buffers:
+        counts.draining = False
+        self.connection.close_connection(last_stream_id=counts.last_started)
+        await self._flush()
+        await self.send(Closed())
+
+
+_original_close_stream = H2Protocol._close_stream
+
+
+async def _h2_close_stream(self: H2Protocol, stream_id: int) -> None:
+    # Hypercorn's, then the graceful GOAWAY's check: was this the last stream in flight?
+    await _original_close_stream(self, stream_id)
+    await _h2_close_if_drained(self, _counts(self))
+
+
 async def _h2_handle_events(self: H2Protocol, events: list[h2.events.Event]) -> None:
     # Hypercorn 0.17.3/0.18.0's H2Protocol._handle_events, with the changes marked "Portcullis".
     counts = _counts(self)
@@ -106,6 +143,11 @@ async def _h2_handle_events(self: H2Protocol, events: list[h2.events.Event]) -> 
         if isinstance(event, h2.events.RequestReceived):
             if counts.going_away or event.stream_id in reset_here:
                 self.keep_alive_requests += 1  # Portcullis: counted, but never started
+                if counts.draining and event.stream_id not in reset_here:
+                    # opened before the client saw our GOAWAY: refused, so it may retry
+                    self.connection.reset_stream(
+                        event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM
+                    )
                 continue
             if self.context.terminated.is_set():
                 self.connection.reset_stream(event.stream_id)
@@ -118,7 +160,7 @@ async def _h2_handle_events(self: H2Protocol, events: list[h2.events.Event]) -> 
                 await self.send(Updated(idle=False))
 
             if self.keep_alive_requests >= self.config.keep_alive_max_requests:
-                await _h2_go_away(self, counts, h2.errors.ErrorCodes.NO_ERROR)
+                await _h2_go_away_gracefully(self, counts)
         elif isinstance(event, h2.events.DataReceived):
             # Portcullis: the stream may be gone (answered early): ignore, but still
             # acknowledge the bytes so the connection's flow-control window stays open.
@@ -135,6 +177,7 @@ async def _h2_handle_events(self: H2Protocol, events: list[h2.events.Event]) -> 
                 counts.resets += 1  # Portcullis: the reset bound
             await self._close_stream(event.stream_id)
             await self._window_updated(event.stream_id)
+            await _h2_close_if_drained(self, counts)
             if (
                 counts.resets > RESET_FLOOR
                 and counts.resets > RESET_RATIO * counts.completed
@@ -181,6 +224,7 @@ async def _h2_send_data(self: H2Protocol, stream_id: int) -> None:
             await self._flush()
             del self.stream_buffers[stream_id]
             self.priority.remove_stream(stream_id)
+            await _h2_close_if_drained(self, _counts(self))  # Portcullis
     except (h2.exceptions.StreamClosedError, KeyError, h2.exceptions.ProtocolError):
         # Stream or connection has closed whilst waiting to send data.
         buffer = self.stream_buffers.pop(stream_id, None)
@@ -228,4 +272,5 @@ def install() -> None:
     H11Protocol.stream_send = _h11_stream_send  # type: ignore[method-assign]
     H2Protocol._handle_events = _h2_handle_events  # type: ignore[method-assign]
     H2Protocol._send_data = _h2_send_data  # type: ignore[method-assign]
+    H2Protocol._close_stream = _h2_close_stream  # type: ignore[method-assign]
     Config.create_ssl_context = _create_ssl_context  # type: ignore[method-assign]

@@ -30,12 +30,15 @@ async def test_100_revocations_are_enforced_on_every_replica_within_1_s(
             tokens.append(body["access_token"])
             refresh_token = body["refresh_token"]
 
+    # HTTP/1.1: these checks make thousands of requests, and past a connection's 1000
+    # HTTP/2 streams the server's GOAWAY is one that httpx's h2 cannot finish streams
+    # after (docs/upstream.md); tests/server/test_goaway.py covers that bound with curl.
     async with contextlib.AsyncExitStack() as stack:
         replicas = [
-            await stack.enter_async_context(cluster.aclient(base_url=r.url, http2=True))
+            await stack.enter_async_context(cluster.aclient(base_url=r.url))
             for r in cluster.replicas
         ]
-        balancer = await stack.enter_async_context(cluster.aclient(source, http2=True))
+        balancer = await stack.enter_async_context(cluster.aclient(source))
 
         async def statuses() -> Counter[int]:
             answers = await asyncio.gather(
@@ -82,7 +85,7 @@ async def test_a_rotated_key_produces_no_rejected_token(cluster: Cluster) -> Non
     started = time.monotonic()
     async with contextlib.AsyncExitStack() as stack:
         replicas = [
-            await stack.enter_async_context(cluster.aclient(base_url=r.url, http2=True))
+            await stack.enter_async_context(cluster.aclient(base_url=r.url))
             for r in cluster.replicas
         ]
         names = [r.name for r in cluster.replicas]
