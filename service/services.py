@@ -21,7 +21,7 @@ from .redisclient import close as close_redis
 from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
-from .security.issuers import ExternalIssuers
+from .security.issuer_keys import ExternalIssuers
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
 from .security.passwords import PasswordService

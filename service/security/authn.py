@@ -20,7 +20,8 @@ from quart import g
 
 from ..errors import InsufficientScope, Unauthorized
 from .denylist import Denylist
-from .issuers import ExternalIssuers, IssuerKeys, Rejected, verify_external
+from .issuer_keys import ExternalIssuers, IssuerKeys
+from .issuers import Rejected, verify_external
 from .tokens import (
     MAX_TOKEN_BYTES,
     Principal,

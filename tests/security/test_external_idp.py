@@ -18,7 +18,7 @@ from joserfc.jwk import ECKey
 from quart import Quart
 
 from service import create_app
-from service.security import issuers
+from service.security import issuer_keys
 from tests.conftest import bearer, client_for, register, svc_of, user_token
 from tests.support.oidc_provider import Provider, oidc_provider, unavailable
 
@@ -167,5 +167,5 @@ async def test_provider_outage_keeps_cached_keys_and_bounds_fetches(
             assert ready_body["issuers"] == {idp.issuer: "unavailable"}
         finally:
             idp.start()
-        monkeypatch.setattr(issuers, "FORCED_REFRESH_SECONDS", 0.0)
+        monkeypatch.setattr(issuer_keys, "FORCED_REFRESH_SECONDS", 0.0)
         assert (await me(c, unseen)).status_code == 200  # back: fetched and accepted

@@ -14,8 +14,9 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from service.models.issuers import IssuerConfig, load_issuers
-from service.security import issuers
-from service.security.issuers import IssuerKeys, Rejected, external_subject, verify_external
+from service.security import issuer_fetch, issuer_keys, issuers
+from service.security.issuer_keys import IssuerKeys
+from service.security.issuers import Rejected, external_subject, verify_external
 from tests.support.jwks_server import JsonServer, json_server
 
 
@@ -253,7 +254,7 @@ async def test_unknown_kids_trigger_one_fetch_per_interval(
     rotated = ec_key("rotated")
     idp.serve(certs, public(rotated, key))
     assert await rejected(keys, mint(rotated, claims_for(issuer))) == "unknown_key"  # too soon
-    monkeypatch.setattr(issuers, "FORCED_REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(issuer_keys, "FORCED_REFRESH_SECONDS", 0.0)
     assert (await check(keys, mint(rotated, claims_for(issuer)))).sub == "alice"
 
 
@@ -268,7 +269,7 @@ async def test_cached_keys_outlive_the_provider(
     assert issuers_down.status == 503
     assert not await keys.refresh() and keys.state == "unavailable"
     assert (await check(keys, mint(key, claims_for(issuer)))).sub == "alice"  # still works
-    monkeypatch.setattr(issuers, "FORCED_REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(issuer_keys, "FORCED_REFRESH_SECONDS", 0.0)
     assert await rejected(keys, mint(ec_key("new"), claims_for(issuer))) == "unknown_key"
 
 
@@ -284,14 +285,14 @@ async def test_fetching_is_bounded(idp: JsonServer) -> None:
     assert not await keys.refresh() and keys.state == "unavailable"
     assert idp.hits["/k"] == 0
     # a redirect to another origin is not followed, and a huge document is not read
-    fetcher = issuers.Fetcher(idp.ca)
+    fetcher = issuer_fetch.Fetcher(idp.ca)
     idp.routes["/hop"] = idp.routes["/bounded/.well-known/openid-configuration"].__class__(
         302, {}, {"Location": f"{other}/k"}
     )
-    with pytest.raises(issuers.FetchError, match="origin"):
+    with pytest.raises(issuer_fetch.FetchError, match="origin"):
         await fetcher.get_json(f"{idp.base}/hop")
-    idp.serve("/huge", b'{"keys": ["' + b"x" * (issuers.MAX_DOCUMENT_BYTES + 10) + b'"]}')
-    with pytest.raises(issuers.FetchError, match="too large"):
+    idp.serve("/huge", b'{"keys": ["' + b"x" * (issuer_fetch.MAX_DOCUMENT_BYTES + 10) + b'"]}')
+    with pytest.raises(issuer_fetch.FetchError, match="too large"):
         await fetcher.get_json(f"{idp.base}/huge")
     await fetcher.close()
 
