@@ -29,6 +29,7 @@ from .security.ratelimit import Limiter, RedisEngine
 from .security.tokens import TokenService
 from .signalbus import SignalBus
 from .store.db import Database
+from .store.records import RecordCache
 from .workers import register_worker, unregister_worker
 
 EXTENSION = "portcullis"
@@ -64,7 +65,10 @@ class Services:
         self.failures = FailureCounter(
             self.limiter, settings.limits("block"), settings.block_exempt, settings.ipv6_prefix
         )
-        self.bus = SignalBus(self.db, self.denylist, self.blocks, self.failures, self.redis)
+        self.records: RecordCache[Any] = RecordCache()
+        self.bus = SignalBus(
+            self.db, self.denylist, self.blocks, self.failures, self.redis, self.records
+        )
         self.abuse = AbusePolicy(
             db=self.db,
             bus=self.bus,

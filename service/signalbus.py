@@ -51,6 +51,7 @@ from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
 from .store import signals as signal_store
 from .store.db import Database
+from .store.records import RecordCache
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -83,10 +84,12 @@ class SignalBus:
         blocks: BlockList,
         failures: FailureCounter | None = None,
         redis: Any = None,
+        records: RecordCache[Any] | None = None,
     ) -> None:
         self.db = db
         self.denylist = denylist
         self.blocks = blocks
+        self.records = records  # `principal` signals drop a changed user's cached row
         self.failures = failures  # blocks and unblocks reset the address's count
         self.redis = redis
         self.poll_seconds = POLL_SECONDS
@@ -169,6 +172,8 @@ class SignalBus:
         elif kind == "unblock":
             if self.blocks.remove(value, signal_id, until) and self.failures is not None:
                 self.failures.reset_here(value)
+        elif kind == "principal" and self.records is not None:
+            self.records.drop(value)
 
     def _apply_row(self, row: signal_store.Signal) -> None:
         self.apply(row.kind, row.value, row.expires_us / 1_000_000, row.data, row.id)

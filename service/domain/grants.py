@@ -27,6 +27,7 @@ from ..store.users import ClientRow
 from .identity import (
     DUMMY_SECRET_HASH,
     FIRST_PARTY_CLIENT,
+    cached_client,
     narrow_scope,
     revoke_session,
     sha256,
@@ -211,10 +212,7 @@ async def _authenticate_client(
     svc: Parts, client_id: str, secret: str, basic: bool, ip: str
 ) -> ClientRow:
     """The client these credentials authenticate, or invalid_client (RFC 6749 §5.2)."""
-    client = None
-    if client_id and len(client_id) <= 64:
-        async with svc.db.read() as conn:
-            client = await user_store.get_client(conn, client_id=client_id)
+    client = await cached_client(svc, client_id) if client_id and len(client_id) <= 64 else None
     expected = client.secret_hash if client else DUMMY_SECRET_HASH
     matches = hmac.compare_digest(expected, sha256(secret))
     if client is None or not matches or client.disabled:

@@ -19,8 +19,9 @@ from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
 from ..store.db import now
-from ..store.users import UserRow
-from .parts import Accounts, Revoking, Signalling, Storage
+from ..store.records import RECORD_TTL_SECONDS
+from ..store.users import ClientRow, UserRow
+from .parts import Accounts, Profiles, Revoking, Signalling, Storage
 
 FIRST_PARTY_CLIENT = "portcullis"
 DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
@@ -63,19 +64,42 @@ async def register(
     return user
 
 
-async def profile(svc: Storage, principal: Principal) -> UserPublic | ClientPublic:
+async def profile(svc: Profiles, principal: Principal) -> UserPublic | ClientPublic:
     """The local record behind a valid token: its user, or for a client token its client.
     A record disabled or deleted since the token was issued is an InactivePrincipal."""
-    async with svc.db.read() as conn:
-        if principal.is_client:
-            client = await user_store.get_client(conn, client_id=principal.client_id)
-            if client is None or client.disabled:
-                raise InactivePrincipal("The client no longer exists.")
-            return ClientPublic.from_row(client)
-        user = await user_store.get_user(conn, user_id=principal.sub)
+    if principal.is_client:
+        client = await cached_client(svc, principal.client_id)
+        if client is None or client.disabled:
+            raise InactivePrincipal("The client no longer exists.")
+        return ClientPublic.from_row(client)
+    user = await cached_user(svc, principal.sub)
     if user is None or user.disabled:
         raise InactivePrincipal("The user no longer exists.")
     return UserPublic.from_row(user)
+
+
+async def cached_user(svc: Profiles, user_id: str) -> UserRow | None:
+    """The user, from the record cache when this process read it lately (store/records)."""
+    key = f"user:{user_id}"
+    user: UserRow | None = svc.records.get(key)
+    if user is None:
+        async with svc.db.read() as conn:
+            user = await user_store.get_user(conn, user_id=user_id)
+        if user is not None:
+            svc.records.put(key, user)
+    return user
+
+
+async def cached_client(svc: Profiles, client_id: str) -> ClientRow | None:
+    """The client, from the record cache when this process read it lately."""
+    key = f"client:{client_id}"
+    client: ClientRow | None = svc.records.get(key)
+    if client is None:
+        async with svc.db.read() as conn:
+            client = await user_store.get_client(conn, client_id=client_id)
+        if client is not None:
+            svc.records.put(key, client)
+    return client
 
 
 # Revocation -----------------------------------------------------------------------
@@ -167,6 +191,10 @@ async def update_user(
             return None
         disabled_now = changes.get("disabled") is True and not before.disabled
         role_changed = "role" in changes and changes["role"] != before.role
+        # every process drops its cached copy of this user (store/records)
+        await svc.bus.record(
+            conn, kind="principal", value=f"user:{user_id}", until=now() + 2 * RECORD_TTL_SECONDS
+        )
         if disabled_now or role_changed:
             for session in await sessions.revoke_user_sessions(conn, user_id=user_id):
                 until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS

@@ -8,7 +8,7 @@ function that needs less asks for less (`Storage`, `Accounts`, `Signalling`,
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..config import Settings
 from ..metrics import Metrics
@@ -18,11 +18,18 @@ from ..security.ratelimit import Limiter
 from ..security.tokens import TokenService
 from ..signalbus import SignalBus
 from ..store.db import Database
+from ..store.records import RecordCache
 from .abuse import AbusePolicy
 
 
 class Storage(Protocol):
     db: Database
+
+
+class Profiles(Storage, Protocol):
+    """Reading a token's own record: the database, behind the per-process record cache."""
+
+    records: RecordCache[Any]
 
 
 class Accounts(Storage, Protocol):
@@ -45,7 +52,7 @@ class Revoking(Signalling, Protocol):
     denylist: Denylist
 
 
-class Parts(Accounts, Revoking, Protocol):
+class Parts(Accounts, Revoking, Profiles, Protocol):
     """The token endpoint's grants: everything above, metrics, limits and the abuse policy."""
 
     metrics: Metrics

@@ -3,10 +3,13 @@ principal: 401 invalid_token, counted and logged as such)."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from quart import Quart
 from sqlalchemy import delete, update
 
+from service.store.records import RECORD_TTL_SECONDS
 from service.store.tables import clients, users
 from tests.conftest import PASSWORD, bearer, client_token, register, svc_of, user_token
 
@@ -30,6 +33,13 @@ async def test_profile_of_a_user_and_of_a_client(app: Quart, client: httpx.Async
     assert it.json() == {"client_id": created.client_id, "name": "robot", "scopes": ["notes:read"]}
 
 
+def outlive_the_record_cache(app: Quart) -> None:
+    """Move the record cache's clock past its TTL: what a change made outside the service
+    (no `principal` signal) waits for (service/store/records.py)."""
+    records = svc_of(app).records
+    records.clock = lambda: time.monotonic() + RECORD_TTL_SECONDS + 1
+
+
 async def test_a_token_whose_client_is_disabled_is_an_inactive_principal(
     app: Quart, client: httpx.AsyncClient
 ) -> None:
@@ -38,6 +48,7 @@ async def test_a_token_whose_client_is_disabled_is_an_inactive_principal(
         await conn.execute(
             update(clients).where(clients.c.client_id == created.client_id).values(disabled=True)
         )
+    outlive_the_record_cache(app)  # a change made by hand, outside the service
     before = inactive_count(app)
     r = await client.get("/v1/users/me", headers=bearer(robot))
     assert r.status_code == 401
@@ -58,6 +69,7 @@ async def test_a_token_whose_user_is_deleted_is_an_inactive_principal(
     ).json()["access_token"]
     async with svc_of(app).db.begin() as conn:
         await conn.execute(delete(users).where(users.c.id == user_id))
+    outlive_the_record_cache(app)  # a change made by hand, outside the service
     before = inactive_count(app)
     r = await client.get("/v1/users/me", headers=bearer(token))
     assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]

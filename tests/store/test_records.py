@@ -1,0 +1,71 @@
+"""The record cache: a token's own user or client row is read once per process, and a
+change to the user reaches every process's cache (no stale role or state)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from service.store import users as user_store
+from service.store.records import RecordCache
+from tests.conftest import PASSWORD, bearer, client_token, login, register, svc_of, two_instances
+
+
+def test_entries_expire_and_the_cache_is_bounded() -> None:
+    now = [100.0]
+    cache: RecordCache[str] = RecordCache(ttl=5, max_entries=2, clock=lambda: now[0])
+    cache.put("a", "1")
+    cache.put("b", "2")
+    cache.put("c", "3")  # the oldest goes
+    assert cache.get("a") is None and cache.get("c") == "3" and len(cache) == 2
+    now[0] += 5.1
+    assert cache.get("c") is None
+
+
+async def test_the_profile_is_read_once_per_process(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    original = user_store.get_user
+
+    async def counting(conn: Any, *, user_id: str, lock: bool = False) -> Any:
+        reads.append(user_id)
+        return await original(conn, user_id=user_id, lock=lock)
+
+    monkeypatch.setattr(user_store, "get_user", counting)
+    async with two_instances(settings) as (_, _, ca, _):
+        await register(ca, "reader")
+        token = bearer((await login(ca, "reader"))["access_token"])
+        reads.clear()
+        for _ in range(5):
+            assert (await ca.get("/v1/users/me", headers=token)).status_code == 200
+        assert len(reads) == 1
+
+
+async def test_a_role_change_reaches_every_process_cache(settings: Any) -> None:
+    async with two_instances(settings) as (a, _, ca, cb):
+        from service.domain import identity
+
+        user = await identity.register(svc_of(a), username="climber", password=PASSWORD)
+        await identity.update_user(
+            svc_of(a), user_id=user.id, changes={"role": "admin"}, actor="test", ip="127.0.0.1"
+        )
+        token = bearer((await login(ca, "climber"))["access_token"])
+        assert (await cb.get("/v1/users/me", headers=token)).json()["role"] == "admin"  # cached
+        await identity.update_user(
+            svc_of(a), user_id=user.id, changes={"role": "user"}, actor="test", ip="127.0.0.1"
+        )
+        token = bearer((await login(ca, "climber"))["access_token"])
+        deadline = time.monotonic() + 3  # b learns of it within a poll
+        while (await cb.get("/v1/users/me", headers=token)).json()["role"] != "user":
+            assert time.monotonic() < deadline, "b kept serving the cached admin role"
+            await asyncio.sleep(0.05)
+
+
+async def test_client_credentials_read_the_client_once(app: Any, client: Any) -> None:
+    created, _ = await client_token(app, client, ["notes:read"])
+    records = svc_of(app).records
+    assert records.get(f"client:{created.client_id}") is not None
