@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import Conflict, InactivePrincipal, OAuthError, ValidationFailed
 from ..models.users import ALL_SCOPES, ClientCreated, ClientPublic, UserPublic
@@ -80,26 +83,30 @@ async def profile(svc: Profiles, principal: Principal) -> UserPublic | ClientPub
 
 async def cached_user(svc: Profiles, user_id: str) -> UserRow | None:
     """The user, from the record cache when this process read it lately (store/records)."""
-    key = f"user:{user_id}"
-    user: UserRow | None = svc.records.get(key)
-    if user is None:
-        async with svc.db.read() as conn:
-            user = await user_store.get_user(conn, user_id=user_id)
-        if user is not None:
-            svc.records.put(key, user)
-    return user
+    row: UserRow | None = await _cached(
+        svc, f"user:{user_id}", lambda conn: user_store.get_user(conn, user_id=user_id)
+    )
+    return row
 
 
 async def cached_client(svc: Profiles, client_id: str) -> ClientRow | None:
     """The client, from the record cache when this process read it lately."""
-    key = f"client:{client_id}"
-    client: ClientRow | None = svc.records.get(key)
-    if client is None:
+    row: ClientRow | None = await _cached(
+        svc, f"client:{client_id}", lambda conn: user_store.get_client(conn, client_id=client_id)
+    )
+    return row
+
+
+async def _cached(
+    svc: Profiles, key: str, read: Callable[[AsyncConnection], Awaitable[Any]]
+) -> Any:
+    row = svc.records.get(key)
+    if row is None:
         async with svc.db.read() as conn:
-            client = await user_store.get_client(conn, client_id=client_id)
-        if client is not None:
-            svc.records.put(key, client)
-    return client
+            row = await read(conn)
+        if row is not None:
+            svc.records.put(key, row)
+    return row
 
 
 # Revocation -----------------------------------------------------------------------
