@@ -8,7 +8,7 @@ import uuid
 
 from ..api.problems import send_problem
 from ..context import RequestInfo, current_request
-from ..logging import get_logger
+from ..logging import get_logger, write_access_line
 from ..metrics import Metrics
 from ..security.headers import security_headers
 from .asgi import PROBES, ASGIApp, Message, Receive, Scope, Send, header
@@ -74,14 +74,5 @@ class RequestContextMiddleware:
                 info.status = 499  # the client went away before any answer
             route = info.route or ("<probe>" if scope["path"] in PROBES else "<unmatched>")
             self.metrics.observe_request(info.method, route, info.status, duration)
-            access_log.info(
-                "http.request",
-                method=info.method,
-                path=info.path,
-                route=info.route,
-                status=info.status,
-                duration_ms=round(duration * 1000, 3),
-                client_ip=info.client_ip,
-                principal=info.principal,
-            )
+            write_access_line(info, seconds=duration)
             current_request.reset(token)
