@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NoReturn
 
 from quart import Quart, Response, current_app, g, request
@@ -25,11 +26,10 @@ _OAUTH_ENDPOINTS = frozenset({"v1.auth.token", "v1.auth.revoke"})  # RFC 6749 er
 log = get_logger("portcullis.guard")
 
 
-def _endpoint_limits(endpoint: str | None) -> list[NamedLimit] | None:
+def _endpoint_limits(
+    cache: dict[str | None, list[NamedLimit] | None], endpoint: str | None
+) -> list[NamedLimit] | None:
     """`limits_for`, computed once per endpoint: declarations do not change at run time."""
-    cache: dict[str | None, list[NamedLimit] | None] = current_app.extensions.setdefault(
-        "portcullis.limits", {}
-    )
     if endpoint not in cache:
         cache[endpoint] = limits_for(current_app, endpoint, list(request.blueprints))
     return cache[endpoint]
@@ -46,8 +46,14 @@ def _refuse_ambiguous_credentials() -> NoReturn:
     )
 
 
+@lru_cache(maxsize=256)
+def _policy_text(policies: tuple[tuple[str, int, int], ...]) -> str:
+    """`RateLimit-Policy`, built once per set of limits (it depends on nothing else)."""
+    return ", ".join(f'"{n}";q={c};w={w}' for n, c, w in policies)
+
+
 def ratelimit_headers(decision: Decision) -> dict[str, str]:
-    policies = ", ".join(f'"{n}";q={c};w={w}' for n, c, w, _, _ in decision.states)
+    policies = _policy_text(tuple((n, c, w) for n, c, w, _, _ in decision.states))
     closest = min(decision.states, key=lambda s: (s[3] / s[1], -s[4]))
     return {
         "RateLimit-Policy": policies,
@@ -57,6 +63,7 @@ def ratelimit_headers(decision: Decision) -> dict[str, str]:
 
 def install(app: Quart, svc: Services) -> None:
     """Register the request hooks, bound to this app's parts (no look-up per request)."""
+    limits_cache: dict[str | None, list[NamedLimit] | None] = {}
 
     async def before_request() -> None:
         info = request_info()
@@ -82,7 +89,7 @@ def install(app: Quart, svc: Services) -> None:
         principal = result.principal
         if principal is not None and info is not None:
             info.principal = principal.sub
-        limits = _endpoint_limits(request.endpoint)
+        limits = _endpoint_limits(limits_cache, request.endpoint)
         if not limits:
             return
         by_ip = f"ip:{svc.failures.key(ip)}"
@@ -109,7 +116,9 @@ def install(app: Quart, svc: Services) -> None:
         decision: Decision | None = g.get("ratelimit")
         if decision is not None and decision.states:
             response.headers.update(ratelimit_headers(decision))
-        if "Authorization" in request.headers or request.path.startswith("/v1/"):
+        # `getlist`, not `in`: werkzeug's `Headers.__contains__` builds and raises a
+        # BadRequestKeyError for every absent header (a tenth of this hook's cost).
+        if request.path.startswith("/v1/") or request.headers.getlist("Authorization"):
             response.headers["Cache-Control"] = "no-store"
             response.headers.setdefault("Pragma", "no-cache")
         if (

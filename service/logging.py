@@ -8,18 +8,23 @@ encoding escapes control characters, so a value can never forge a second line.
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from .context import request_info
+
+if TYPE_CHECKING:
+    from .context import RequestInfo
 
 REDACTED = "[REDACTED]"
 _SECRET_KEYS = re.compile(
@@ -157,6 +162,8 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     for existing in list(root.handlers):
         if getattr(existing, "_portcullis", False):
             root.removeHandler(existing)
+    _access.stream = stream
+    _access.enabled = _min_level(level) <= logging.INFO
     handler._portcullis = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
@@ -173,6 +180,64 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         cache_logger_on_first_use=False,
     )
+
+
+def _min_level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level.upper())
+    return number if isinstance(number, int) else logging.INFO
+
+
+class _AccessSink:
+    """Where the access line goes: the stream `configure_logging` was given (else
+    whatever `sys.stdout` is now), and whether INFO lines are written at all."""
+
+    __slots__ = ("enabled", "stream")
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.stream: Any = None
+
+
+_access = _AccessSink()
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # what structlog's JSONRenderer does
+_UTC = datetime.UTC
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None or _SUSPECT.search(value) is None:
+        return value
+    return redact_value(value)  # type: ignore[no-any-return]
+
+
+def write_access_line(info: RequestInfo, *, seconds: float) -> None:
+    """The `http.request` line, rendered directly: the same keys in the same order as
+    structlog's chain makes, at a fraction of its cost. No key is secret-named, so only
+    the values get the secret-value check, and only the text ones (one regex search
+    each when nothing looks like a secret)."""
+    if not _access.enabled:
+        return
+    line = _encode(
+        {
+            "ts": datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z"),
+            "level": "INFO",
+            "event": "http.request",
+            "request_id": _clean(info.request_id),
+            "method": _clean(info.method),
+            "path": _clean(info.path),
+            "route": _clean(info.route),
+            "status": info.status,
+            "duration_ms": round(seconds * 1000, 3),
+            "client_ip": _clean(info.client_ip),
+            "principal": _clean(info.principal),
+            "pid": os.getpid(),
+            "logger": "portcullis.access",
+        }
+    )
+    stream = _access.stream or sys.stdout
+    stream.write(line + "\n")  # one write per line, then flushed as structlog does
+    stream.flush()
 
 
 def get_logger(name: str = "portcullis") -> FilteringBoundLogger:

@@ -40,6 +40,7 @@ AUTH_FAILURE_REASONS = (
 )
 LOGIN_OUTCOMES = ("success", "failure")
 RATELIMIT_POLICIES = ("default", "token", "register", "login", "openapi")
+_CHILDREN_CACHED = 4096  # label sets whose children are kept (methods come from clients)
 
 
 def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
@@ -137,10 +138,21 @@ class Metrics:
             self.ratelimit_rejections.labels(policy)
         for dependency in dependencies:
             self.dependency_up.labels(dependency).set(0)
+        # The labelled children of the request metrics, looked up once per label set
+        # (`.labels()` validates and joins the values on every call).
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
+        children = self._request_children.get((method, route, status))
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+            )
+            if len(self._request_children) < _CHILDREN_CACHED:
+                self._request_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

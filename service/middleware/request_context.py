@@ -8,13 +8,39 @@ import uuid
 
 from ..api.problems import send_problem
 from ..context import RequestInfo, current_request
-from ..logging import get_logger
+from ..logging import get_logger, write_access_line
 from ..metrics import Metrics
 from ..security.headers import security_headers
 from .asgi import PROBES, ASGIApp, Message, Receive, Scope, Send, header
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_log = get_logger("portcullis.access")
+_REPLACED = frozenset({b"server", b"x-request-id"})  # never passed on from below
+_SECURITY = {https: security_headers(https) for https in (False, True)}  # built once
+_SECURITY_NAMES = frozenset(name for name, _ in _SECURITY[True])
+
+
+def response_headers(
+    given: list[tuple[bytes, bytes]], *, https: bool, request_id: bytes
+) -> list[tuple[bytes, bytes]]:
+    """The answer's headers in one pass: the app's own (without Server or a request id),
+    then the security headers the app did not set (the docs page sets its CSP), then
+    X-Request-ID."""
+    headers: list[tuple[bytes, bytes]] = []
+    present: set[bytes] | None = None
+    for name, value in given:
+        lowered = name.lower()
+        if lowered in _REPLACED:
+            continue
+        if lowered in _SECURITY_NAMES:
+            present = {lowered} if present is None else present | {lowered}
+        headers.append((name, value))
+    if present is None:
+        headers.extend(_SECURITY[https])
+    else:
+        headers.extend(item for item in _SECURITY[https] if item[0] not in present)
+    headers.append((b"x-request-id", request_id))
+    return headers
 
 
 class RequestContextMiddleware:
@@ -45,18 +71,10 @@ class RequestContextMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 info.status = message["status"]
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", ())
-                    if k.lower() not in (b"server", b"x-request-id")
-                ]
-                present = {k.lower() for k, _ in headers}
-                for name, value in security_headers(https):
-                    if name not in present:
-                        headers.append((name, value))
-                headers.append((b"x-request-id", request_id.encode()))
                 message = dict(message)
-                message["headers"] = headers
+                message["headers"] = response_headers(
+                    message.get("headers", ()), https=https, request_id=request_id.encode()
+                )
             await send(message)
 
         try:
@@ -74,14 +92,5 @@ class RequestContextMiddleware:
                 info.status = 499  # the client went away before any answer
             route = info.route or ("<probe>" if scope["path"] in PROBES else "<unmatched>")
             self.metrics.observe_request(info.method, route, info.status, duration)
-            access_log.info(
-                "http.request",
-                method=info.method,
-                path=info.path,
-                route=info.route,
-                status=info.status,
-                duration_ms=round(duration * 1000, 3),
-                client_ip=info.client_ip,
-                principal=info.principal,
-            )
+            write_access_line(info, seconds=duration)
             current_request.reset(token)

@@ -1,0 +1,170 @@
+"""In-process micro-benchmark of the request path: the app's ASGI callable driven
+directly (no server, no socket) for `GET /healthz` and an authenticated
+`GET /v1/users/me`, plus one access-log line and one metrics update, in µs per call.
+
+Run: `.venv/bin/python -m bench.asgi_micro [--n 3000]` (SQLite in a temporary folder;
+log lines go to /dev/null). Times are CPU time of this process (steadier than wall
+time on a shared machine), for before/after comparisons on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+PASSWORD = "Tr0ub4dor&3-horse-staple"  # noqa: S105 (a throw-away bench user)
+
+
+def _expect(status: int, wanted: int, detail: object) -> None:
+    if status != wanted:
+        raise SystemExit(f"expected {wanted}, got {status}: {detail!r}")
+
+
+async def call(
+    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One request through the whole ASGI stack with a fake receive/send."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost:8443"), *headers],
+        "client": ("203.0.113.10", 40000),
+        "server": ("127.0.0.1", 8443),
+        "extensions": {},
+    }
+    sent: list[dict[str, Any]] = []
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    data = b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], list(start["headers"]), data
+
+
+async def per_request_us(
+    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], n: int
+) -> float:
+    for _ in range(min(200, n)):  # warm-up
+        await call(app, method, path, headers)
+    started = time.process_time()
+    for _ in range(n):
+        status, _, _ = await call(app, method, path, headers)
+    elapsed = time.process_time() - started
+    _expect(status, 200, status)
+    return elapsed / n * 1e6
+
+
+def per_call_us(fn: Any, n: int) -> float:
+    started = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - started) / n * 1e6
+
+
+async def main(n: int) -> dict[str, float]:
+    from service import create_app
+    from service.config import Settings
+
+    tmp = Path(tempfile.mkdtemp(prefix="asgi-micro-"))
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp / "var",
+        certfile=tmp / "none.pem",
+        rate_limit_token="100000/minute",  # noqa: S106
+        rate_limit_default="10000000/minute",
+    )
+    app = create_app(settings)
+    out: dict[str, float] = {}
+    async with app.test_app():
+        reg = json.dumps({"username": "bench", "password": PASSWORD}).encode()
+        json_head = [(b"content-type", b"application/json")]
+        clen = [(b"content-length", str(len(reg)).encode())]
+        status, _, body = await call(
+            app.asgi_app, "POST", "/v1/auth/register", json_head + clen, reg
+        )
+        _expect(status, 201, body)
+        form = urlencode(
+            {"grant_type": "password", "username": "bench", "password": PASSWORD}
+        ).encode()
+        status, _, body = await call(
+            app.asgi_app,
+            "POST",
+            "/v1/auth/token",
+            [
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(form)).encode()),
+            ],
+            form,
+        )
+        _expect(status, 200, body)
+        token = json.loads(body)["access_token"]
+        auth = [(b"authorization", f"Bearer {token}".encode())]
+        asgi = app.asgi_app
+        for _ in range(3):  # interleaved rounds, best of each
+            h = await per_request_us(asgi, "GET", "/healthz", [], n)
+            m = await per_request_us(asgi, "GET", "/v1/users/me", auth, n)
+            out["healthz_us"] = min(out.get("healthz_us", h), h)
+            out["me_us"] = min(out.get("me_us", m), m)
+
+        from service.context import RequestInfo, current_request
+        from service.logging import write_access_line
+
+        info = RequestInfo(
+            request_id="0123456789abcdef0123456789abcdef",
+            client_ip="203.0.113.10",
+            method="GET",
+            path="/v1/users/me",
+            route="/v1/users/me",
+            principal="0190a0b1-aaaa-7bbb-8ccc-0123456789ab",
+            status=200,
+        )
+        token_var = current_request.set(info)
+        out["access_log_us"] = per_call_us(
+            lambda: write_access_line(info, seconds=0.0012345), n * 3
+        )
+        current_request.reset(token_var)
+        metrics = app.extensions["portcullis"].metrics
+        out["metrics_observe_us"] = per_call_us(
+            lambda: metrics.observe_request("GET", "/v1/users/me", 200, 0.0012345), n * 3
+        )
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=3000)
+    args = parser.parse_args()
+    real = sys.stdout
+    with open(os.devnull, "w") as sink:
+        sys.stdout = sink
+        try:
+            result = asyncio.run(main(args.n))
+        finally:
+            sys.stdout = real
+    print(json.dumps({k: round(v, 2) for k, v in result.items()}, indent=1))

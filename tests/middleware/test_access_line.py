@@ -1,0 +1,67 @@
+"""The access line, rendered without structlog's chain: same keys in the same order as
+every other line, and secret-looking values redacted in every text field."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from service.context import RequestInfo, current_request
+from service.logging import REDACTED, configure_logging, get_logger, write_access_line
+
+JWT_LIKE = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+
+def test_same_line_as_structlog_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO")
+    info = RequestInfo(
+        request_id="rid-1",
+        client_ip="203.0.113.10",
+        method="GET",
+        path='/a"é\n',
+        route="/v1/x",
+        principal="p-1",
+        status=204,
+    )
+    token = current_request.set(info)
+    try:
+        get_logger("portcullis.access").info(
+            "http.request",
+            method=info.method,
+            path=info.path,
+            route=info.route,
+            status=info.status,
+            duration_ms=1.235,
+            client_ip=info.client_ip,
+            principal=info.principal,
+        )
+        write_access_line(info, seconds=0.0012346)
+    finally:
+        current_request.reset(token)
+    old, new = (json.loads(x) for x in capsys.readouterr().out.splitlines())
+    old.pop("ts"), new.pop("ts")
+    assert list(new.items()) == list(old.items())
+
+
+def test_access_line_respects_the_level(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("WARNING")
+    try:
+        write_access_line(RequestInfo(request_id="r", client_ip="x"), seconds=0.0)
+        assert capsys.readouterr().out == ""
+    finally:
+        configure_logging("INFO")
+
+
+async def test_secret_looking_values_redacted_in_every_field(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    await client.get(f"/healthz?x={JWT_LIKE}", headers={"X-Request-ID": JWT_LIKE})
+    await client.get(f"/v1/{JWT_LIKE}")
+    access = [x for x in capsys.readouterr().out.splitlines() if '"http.request"' in x]
+    assert len(access) == 2 and all(JWT_LIKE not in x for x in access)
+    first, second = (json.loads(x) for x in access)
+    assert first["request_id"] == REDACTED and first["path"] == "/healthz"
+    assert second["path"] == f"/v1/{REDACTED}"
