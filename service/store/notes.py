@@ -102,8 +102,11 @@ async def list_notes(
         )
     if after is not None:
         after_created, after_id = after
+        # The redundant `created <= X` lets SQLite search the (owner, ..., created_us, id)
+        # index from the cursor down instead of scanning from the newest row to it.
         query = query.where(
-            (created < after_created) | ((created == after_created) & (ident < after_id))
+            created <= after_created,
+            (created < after_created) | ((created == after_created) & (ident < after_id)),
         )
     query = query.order_by(created.desc(), ident.desc()).limit(limit)
     return [_note(row) for row in await conn.execute(query)]
