@@ -23,6 +23,12 @@ from sqlalchemy.util import EMPTY_DICT
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
 
+# The shim below overrides SQLAlchemy 2.1's adapter hooks; older adapters keep their own.
+SUPPORTED = all(
+    hasattr(AsyncAdapt_aiosqlite_cursor, name)
+    for name in ("_execute_async", "_executemany_async", "_async_soft_close")
+)
+
 
 def _run(
     adapted: OneHopConnection,
