@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..files import create_private_file
+from . import sqlite_driver
 
 _READ_ONLY = "portcullis_read_only"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -80,6 +81,9 @@ class Database:
             # Every write transaction ends explicitly (commit or rollback) and reads run
             # without one, so the pool's extra ROLLBACK per checkout is only a thread hop.
             kwargs["pool_reset_on_return"] = None
+            if url.get_driver_name() == "aiosqlite" and sqlite_driver.SUPPORTED:
+                # One thread hop per statement instead of four (sqlite_driver).
+                kwargs["module"] = sqlite_driver.one_hop_dbapi()
         elif self.dialect == "postgresql":
             kwargs.update(pool_recycle=1800, connect_args={"timeout": 5, "command_timeout": 10})
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

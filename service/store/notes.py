@@ -8,8 +8,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import BindParameter
 
 from .db import now_us
 from .tables import note_tags, notes
@@ -25,6 +26,47 @@ class NoteRow:
     created_us: int
     updated_us: int
     version: int
+
+
+# The hot statements are built once (R5): building a statement and its cache key per
+# call cost about as much as running it on SQLite.
+_INSERT_NOTE = notes.insert()
+_INSERT_TAGS = note_tags.insert()
+_DELETE_TAGS = delete(note_tags).where(note_tags.c.note_id == bindparam("note_id"))
+_GET_NOTE = select(notes).where(
+    notes.c.id == bindparam("note_id"), notes.c.owner_id == bindparam("owner_id")
+)
+
+
+def _page(*, tag: bool, after: bool) -> Select[Any]:
+    """Newest first; keyset pagination on (created_us, id). The redundant
+    `created <= X` lets SQLite search the (owner, ..., created_us, id) index from the
+    cursor down instead of scanning from the newest row to it."""
+    if tag:
+        created, ident = note_tags.c.created_us, note_tags.c.note_id
+        query = (
+            select(notes)
+            .join(note_tags, note_tags.c.note_id == notes.c.id)
+            .where(
+                note_tags.c.owner_id == bindparam("owner_id"), note_tags.c.tag == bindparam("tag")
+            )
+        )
+    else:
+        created, ident = notes.c.created_us, notes.c.id
+        query = select(notes).where(notes.c.owner_id == bindparam("owner_id"))
+    if after:
+        after_created: BindParameter[Any] = bindparam("after_created")
+        after_id: BindParameter[Any] = bindparam("after_id")
+        query = query.where(
+            created <= after_created,
+            (created < after_created) | ((created == after_created) & (ident < after_id)),
+        )
+    return query.order_by(created.desc(), ident.desc()).limit(bindparam("limit"))
+
+
+_PAGES = {
+    (tag, after): _page(tag=tag, after=after) for tag in (False, True) for after in (False, True)
+}
 
 
 def _note(row: Any) -> NoteRow:
@@ -43,10 +85,10 @@ def _note(row: Any) -> NoteRow:
 async def _set_tags(
     conn: AsyncConnection, *, note_id: str, owner_id: str, tags: list[str], created_us: int
 ) -> None:
-    await conn.execute(delete(note_tags).where(note_tags.c.note_id == note_id))
+    await conn.execute(_DELETE_TAGS, {"note_id": note_id})
     if tags:
         await conn.execute(
-            note_tags.insert(),
+            _INSERT_TAGS,
             [
                 {"note_id": note_id, "owner_id": owner_id, "tag": t, "created_us": created_us}
                 for t in dict.fromkeys(tags)
@@ -68,15 +110,13 @@ async def create_note(
         updated_us=now,
         version=1,
     )
-    await conn.execute(notes.insert().values(**asdict(note) | {"tags": json.dumps(tags)}))
+    await conn.execute(_INSERT_NOTE, asdict(note) | {"tags": json.dumps(tags)})
     await _set_tags(conn, note_id=note.id, owner_id=owner_id, tags=tags, created_us=now)
     return note
 
 
 async def get_note(conn: AsyncConnection, *, note_id: str, owner_id: str) -> NoteRow | None:
-    row = (
-        await conn.execute(select(notes).where(notes.c.id == note_id, notes.c.owner_id == owner_id))
-    ).first()
+    row = (await conn.execute(_GET_NOTE, {"note_id": note_id, "owner_id": owner_id})).first()
     return _note(row) if row else None
 
 
@@ -90,23 +130,13 @@ async def list_notes(
 ) -> list[NoteRow]:
     """Newest first; keyset pagination on (created_us, id): the cost of a page does not
     depend on its depth, and concurrent inserts never shift later pages."""
-    if tag is None:
-        created, ident = notes.c.created_us, notes.c.id
-        query = select(notes).where(notes.c.owner_id == owner_id)
-    else:
-        created, ident = note_tags.c.created_us, note_tags.c.note_id
-        query = (
-            select(notes)
-            .join(note_tags, note_tags.c.note_id == notes.c.id)
-            .where(note_tags.c.owner_id == owner_id, note_tags.c.tag == tag)
-        )
+    params: dict[str, Any] = {"owner_id": owner_id, "limit": limit}
+    if tag is not None:
+        params["tag"] = tag
     if after is not None:
-        after_created, after_id = after
-        query = query.where(
-            (created < after_created) | ((created == after_created) & (ident < after_id))
-        )
-    query = query.order_by(created.desc(), ident.desc()).limit(limit)
-    return [_note(row) for row in await conn.execute(query)]
+        params["after_created"], params["after_id"] = after
+    query = _PAGES[(tag is not None, after is not None)]
+    return [_note(row) for row in await conn.execute(query, params)]
 
 
 async def update_note(
