@@ -99,10 +99,12 @@ class Database:
             # write lock up front, so two writers never deadlock on a lock upgrade.
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
+            # First: switching to WAL needs the lock another process may hold just then
+            # (several processes starting on a new file), so wait for it like any statement.
+            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
         @event.listens_for(sync_engine, "begin")
