@@ -3,7 +3,9 @@ or PostgreSQL (asyncpg), with the clock and the typed-row mapping every store mo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +64,21 @@ def sqlite_files(dsn: str) -> list[Path]:
     return [database, *(database.with_name(database.name + s) for s in SQLITE_SIDE_FILES)]
 
 
+def enable_wal(database: Path, attempts: int = 50) -> None:
+    """Switch a database file to WAL once, at start-up (WAL is kept in the file). The
+    switch needs an exclusive lock that SQLite may refuse at once, without waiting, while
+    another process starting on the same new file does the same: so retry briefly."""
+    for attempt in range(attempts):
+        try:
+            with contextlib.closing(sqlite3.connect(database, timeout=10)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)  # start-up only: no event loop is waiting on this
+
+
 class Database:
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         url = make_url(dsn)
@@ -77,6 +94,7 @@ class Database:
             if database is not None:
                 # SQLite gives -wal and -shm the database file's mode: create it 0600.
                 create_private_file(database)
+                enable_wal(database)
             kwargs["connect_args"] = {"timeout": 10}
             # Every write transaction ends explicitly (commit or rollback) and reads run
             # without one, so the pool's extra ROLLBACK per checkout is only a thread hop.
@@ -102,7 +120,7 @@ class Database:
             # First: switching to WAL needs the lock another process may hold just then
             # (several processes starting on a new file), so wait for it like any statement.
             cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA journal_mode=WAL")  # already WAL (enable_wal): a no-op
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
