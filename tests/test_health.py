@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app
 from service.store.db import Database
@@ -26,18 +25,7 @@ from tests.conftest import (
     user_token,
 )
 from tests.support.tcpproxy import proxy_for
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.test_metrics import value
 
 
 @needs_pg

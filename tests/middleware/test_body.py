@@ -11,19 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import bearer, client_for, user_token
-
-PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}
-
-
-def assert_problem(r: httpx.Response, status: int) -> dict[str, object]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    body = dict(r.json())
-    assert PROBLEM_KEYS <= set(body) and body["status"] == status
-    assert body["request_id"] == r.headers["x-request-id"]
-    for leak in ("Traceback", "sqlalchemy", "/work/", "site-packages", "SELECT"):
-        assert leak not in r.text
-    return body
+from tests.test_problems import assert_problem
 
 
 @pytest.fixture
