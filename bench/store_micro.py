@@ -72,25 +72,29 @@ async def run(n: int, note_count: int) -> None:
         middle = note_count // 2
         after = (base + middle, f"{middle:08d}-0000-0000-0000-000000000000")
 
-        async def get_user() -> object:
+        async def get_user_engine() -> object:
             async with db.read() as conn:
                 return await users_store.get_user(conn, user_id=user.id)
 
-        async def get_note() -> object:
+        async def get_note_engine() -> object:
             async with db.read() as conn:
                 return await notes_store.get_note(conn, note_id=note.id, owner_id=user.id)
 
+        async def get_user() -> object:
+            return await users_store.read_user(db, user_id=user.id)
+
+        async def get_note() -> object:
+            return await notes_store.read_note(db, note_id=note.id, owner_id=user.id)
+
         async def first_page() -> object:
-            async with db.read() as conn:
-                return await notes_store.list_notes(
-                    conn, owner_id=user.id, limit=20, after=None, tag=None
-                )
+            return await notes_store.read_notes(
+                db, owner_id=user.id, limit=20, after=None, tag=None
+            )
 
         async def middle_page() -> object:
-            async with db.read() as conn:
-                return await notes_store.list_notes(
-                    conn, owner_id=user.id, limit=20, after=after, tag=None
-                )
+            return await notes_store.read_notes(
+                db, owner_id=user.id, limit=20, after=after, tag=None
+            )
 
         async def create_note() -> object:
             async with db.begin() as conn:
@@ -99,10 +103,12 @@ async def run(n: int, note_count: int) -> None:
                 )
 
         print(f"SQLite, {note_count} notes, {n} calls each")
-        await _measure("get_user", n, get_user)
-        await _measure("get_note", n, get_note)
-        await _measure("list_notes first page", n, first_page)
-        await _measure("list_notes middle page", max(n // 10, 1), middle_page)
+        await _measure("get_user (engine)", n, get_user_engine)
+        await _measure("get_note (engine)", n, get_note_engine)
+        await _measure("read_user (reader)", n, get_user)
+        await _measure("read_note (reader)", n, get_note)
+        await _measure("read_notes first page", n, first_page)
+        await _measure("read_notes middle page", max(n // 10, 1), middle_page)
         await _measure("create_note (1 tag)", max(n // 4, 1), create_note)
         await db.close()
 

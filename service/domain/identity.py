@@ -21,7 +21,7 @@ from ..security.tokens import LEEWAY_SECONDS, Principal, TokenRejected
 from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
-from ..store.db import now
+from ..store.db import Database, now
 from ..store.records import RECORD_TTL_SECONDS
 from ..store.users import ClientRow, UserRow
 from .parts import Accounts, Profiles, Revoking, Signalling, Storage
@@ -84,7 +84,7 @@ async def profile(svc: Profiles, principal: Principal) -> UserPublic | ClientPub
 async def cached_user(svc: Profiles, user_id: str) -> UserRow | None:
     """The user, from the record cache when this process read it lately (store/records)."""
     row: UserRow | None = await _cached(
-        svc, f"user:{user_id}", lambda conn: user_store.get_user(conn, user_id=user_id)
+        svc, f"user:{user_id}", lambda db: user_store.read_user(db, user_id=user_id)
     )
     return row
 
@@ -92,18 +92,15 @@ async def cached_user(svc: Profiles, user_id: str) -> UserRow | None:
 async def cached_client(svc: Profiles, client_id: str) -> ClientRow | None:
     """The client, from the record cache when this process read it lately."""
     row: ClientRow | None = await _cached(
-        svc, f"client:{client_id}", lambda conn: user_store.get_client(conn, client_id=client_id)
+        svc, f"client:{client_id}", lambda db: user_store.read_client(db, client_id=client_id)
     )
     return row
 
 
-async def _cached(
-    svc: Profiles, key: str, read: Callable[[AsyncConnection], Awaitable[Any]]
-) -> Any:
+async def _cached(svc: Profiles, key: str, read: Callable[[Database], Awaitable[Any]]) -> Any:
     row = svc.records.get(key)
     if row is None:
-        async with svc.db.read() as conn:
-            row = await read(conn)
+        row = await read(svc.db)
         if row is not None:
             svc.records.put(key, row)
     return row

@@ -3,11 +3,12 @@ or PostgreSQL (asyncpg), with the clock and the typed-row mapping every store mo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,9 +16,11 @@ from typing import Any, TypeVar
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Select
 
 from ..files import create_private_file
 from . import sqlite_driver
+from .sqlite_reader import SqliteReader
 
 _READ_ONLY = "portcullis_read_only"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -79,10 +82,17 @@ def enable_wal(database: Path, attempts: int = 50) -> None:
             time.sleep(0.05)  # start-up only: no event loop is waiting on this
 
 
+# A write transaction on SQLite waits at most this long for this process's turn, then 503
+# (the busy timeout other processes' writers are waited for with).
+SQLITE_WRITE_WAIT_SECONDS = 10.0
+
+
 class Database:
     def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
         url = make_url(dsn)
         self.dialect = url.get_backend_name()
+        self.reader: SqliteReader | None = None
+        self._writer: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         # A request waits at most 5 s for a pooled connection, then gets 503.
         kwargs: dict[str, Any] = {
             "pool_size": pool_size,
@@ -107,6 +117,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             self._configure_sqlite()
+            database = sqlite_file(dsn)
+            if database is not None:
+                self.reader = SqliteReader(database, self.engine.sync_engine.dialect)
 
     def _configure_sqlite(self) -> None:
         sync_engine = self.engine.sync_engine
@@ -134,9 +147,45 @@ class Database:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction: committed when the block ends, rolled back on error."""
-        async with self.engine.begin() as conn:
-            yield conn
+        """A transaction: committed when the block ends, rolled back on error.
+
+        On SQLite, the transactions of this process take turns (first come, first
+        served) before BEGIN IMMEDIATE: SQLite has one writer at a time anyway, and
+        writers left to its busy handler poll with growing sleeps, so under a burst some
+        waited seconds while later ones went first."""
+        if self.dialect != "sqlite":
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        turn = self._write_turn()
+        async with asyncio.timeout(SQLITE_WRITE_WAIT_SECONDS):
+            await turn.acquire()
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        finally:
+            turn.release()
+
+    def _write_turn(self) -> asyncio.Lock:
+        """The lock of the running event loop (tests and the CLI run several loops)."""
+        loop = asyncio.get_running_loop()
+        if self._writer is None or self._writer[0] is not loop:
+            self._writer = (loop, asyncio.Lock())
+        return self._writer[1]
+
+    async def fetch(self, statement: Select[Any], params: Mapping[str, Any]) -> list[Any]:
+        """The rows of one read statement (attribute access by column name), read like
+        `read()` does. On a SQLite file, through the one-hop reader (sqlite_reader)."""
+        if self.reader is not None:
+            compiled = self.reader.compiled(statement)
+            if compiled is not None:
+                return await self.reader.fetch(compiled, params)
+        async with self.read() as conn:
+            return list(await conn.execute(statement, dict(params)))
+
+    async def fetch_one(self, statement: Select[Any], params: Mapping[str, Any]) -> Any | None:
+        rows = await self.fetch(statement, params)
+        return rows[0] if rows else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -154,4 +203,6 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self.reader is not None:
+            await self.reader.close()
         await self.engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import BindParameter
 
-from .db import now_us
+from .db import Database, now_us
 from .tables import note_tags, notes
 
 
@@ -120,8 +120,14 @@ async def get_note(conn: AsyncConnection, *, note_id: str, owner_id: str) -> Not
     return _note(row) if row else None
 
 
-async def list_notes(
-    conn: AsyncConnection,
+async def read_note(db: Database, *, note_id: str, owner_id: str) -> NoteRow | None:
+    """The note, read outside a transaction (the request path's reads)."""
+    row = await db.fetch_one(_GET_NOTE, {"note_id": note_id, "owner_id": owner_id})
+    return _note(row) if row else None
+
+
+async def read_notes(
+    db: Database,
     *,
     owner_id: str,
     limit: int,
@@ -136,7 +142,7 @@ async def list_notes(
     if after is not None:
         params["after_created"], params["after_id"] = after
     query = _PAGES[(tag is not None, after is not None)]
-    return [_note(row) for row in await conn.execute(query, params)]
+    return [_note(row) for row in await db.fetch(query, params)]
 
 
 async def update_note(

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import now_us, typed_row
+from .db import Database, now_us, typed_row
 from .tables import clients, users
 
 
@@ -76,8 +76,14 @@ async def get_user(conn: AsyncConnection, *, user_id: str, lock: bool = False) -
     return typed_row(UserRow, row) if row else None
 
 
-async def get_user_by_name(conn: AsyncConnection, *, username: str) -> UserRow | None:
-    row = (await conn.execute(_GET_USER_BY_NAME, {"username": username})).first()
+async def read_user(db: Database, *, user_id: str) -> UserRow | None:
+    """The user, read outside a transaction (the request path's reads)."""
+    row = await db.fetch_one(_GET_USER, {"user_id": user_id})
+    return typed_row(UserRow, row) if row else None
+
+
+async def read_user_by_name(db: Database, *, username: str) -> UserRow | None:
+    row = await db.fetch_one(_GET_USER_BY_NAME, {"username": username})
     return typed_row(UserRow, row) if row else None
 
 
@@ -129,6 +135,6 @@ async def create_client(
     return client
 
 
-async def get_client(conn: AsyncConnection, *, client_id: str) -> ClientRow | None:
-    row = (await conn.execute(_GET_CLIENT, {"client_id": client_id})).first()
+async def read_client(db: Database, *, client_id: str) -> ClientRow | None:
+    row = await db.fetch_one(_GET_CLIENT, {"client_id": client_id})
     return typed_row(ClientRow, row) if row else None

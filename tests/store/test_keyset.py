@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import event
 
 from service.store import notes as note_store
 from service.store.db import Database
@@ -17,20 +14,17 @@ async def test_a_later_page_searches_the_index_from_the_cursor(
 ) -> None:
     async with db.begin() as conn:
         note = await note_store.create_note(conn, owner_id="o", title="t", body="", tags=["x"])
-    statements: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        async with db.read() as conn:
-            await note_store.list_notes(
-                conn, owner_id="o", limit=20, after=(note.created_us, note.id), tag=tag
-            )
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
-    [(statement, parameters)] = [s for s in statements if s[0].lstrip().startswith("SELECT")]
+    assert db.reader is not None  # the request path reads pages through it
+    compiled = db.reader.compiled(note_store._PAGES[(tag is not None, True)])
+    assert compiled is not None
+    params = {"owner_id": "o", "tag": tag, "after_created": note.created_us}
+    params |= {"after_id": note.id, "limit": 20}
+    statement = compiled.sql
+    parameters = tuple(params.get(name, default) for name, default, _ in compiled.binds)
+    [row] = await note_store.read_notes(
+        db, owner_id="o", limit=20, after=(note.created_us + 1, note.id), tag=tag
+    )
+    assert row == note
     async with db.read() as conn:
         plan = [
             row[-1]

@@ -29,13 +29,13 @@ async def test_the_profile_is_read_once_per_process(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[str] = []
-    original = user_store.get_user
+    original = user_store.read_user
 
-    async def counting(conn: Any, *, user_id: str, lock: bool = False) -> Any:
+    async def counting(db: Any, *, user_id: str) -> Any:
         reads.append(user_id)
-        return await original(conn, user_id=user_id, lock=lock)
+        return await original(db, user_id=user_id)
 
-    monkeypatch.setattr(user_store, "get_user", counting)
+    monkeypatch.setattr(user_store, "read_user", counting)
     async with two_instances(settings) as (_, _, ca, _):
         await register(ca, "reader")
         token = bearer((await login(ca, "reader"))["access_token"])

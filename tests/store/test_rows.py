@@ -33,13 +33,12 @@ async def test_keyset_pages_neither_repeat_nor_skip(db: Database) -> None:
         }
     seen: list[str] = []
     after: tuple[int, str] | None = None
-    async with db.read() as conn:
-        while True:
-            rows = await note_store.list_notes(conn, owner_id="o", limit=2, after=after, tag=None)
-            seen += [r.id for r in rows]
-            if len(rows) < 2:
-                break
-            after = (rows[-1].created_us, rows[-1].id)
+    while True:
+        rows = await note_store.read_notes(db, owner_id="o", limit=2, after=after, tag=None)
+        seen += [r.id for r in rows]
+        if len(rows) < 2:
+            break
+        after = (rows[-1].created_us, rows[-1].id)
     assert len(seen) == len(set(seen)) == 5 and set(seen) == ids
 
 

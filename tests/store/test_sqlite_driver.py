@@ -61,8 +61,8 @@ async def test_rowcount_and_many_rows_come_back(db: Database) -> None:
         result = await conn.execute(notes.update().where(notes.c.owner_id == "o").values(body="b"))
         assert result.rowcount == 30
     async with db.read() as conn:
-        rows = await note_store.list_notes(conn, owner_id="o", limit=25, after=None, tag=None)
         stream = await conn.stream(select(notes.c.id))
         streamed = [row async for row in stream]
+    rows = await note_store.read_notes(db, owner_id="o", limit=25, after=None, tag=None)
     assert len(rows) == 25 and all(r.body == "b" for r in rows)
     assert len(streamed) == 30
