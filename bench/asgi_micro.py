@@ -1,6 +1,7 @@
 """In-process micro-benchmark of the request path: the app's ASGI callable driven
 directly (no server, no socket) for `GET /healthz`, an authenticated
-`GET /v1/users/me` and `GET /v1/notes/{id}`, plus one access-log line and one metrics update, in µs per call.
+`GET /v1/users/me` and `GET /v1/notes/{id}`, plus one access-log line and one metrics
+update, in µs per call.
 
 Run: `.venv/bin/python -m bench.asgi_micro [--n 3000]` (SQLite in a temporary folder;
 log lines go to /dev/null). Times are CPU time of this process (steadier than wall

@@ -66,20 +66,23 @@ def install(app: Quart, svc: Services) -> None:
     limits_cache: dict[str | None, list[NamedLimit] | None] = {}
 
     async def before_request() -> None:
+        # Each `request.x` through Quart's proxy costs a context look-up: resolve it once.
+        req = request._get_current_object()  # type: ignore[attr-defined]
         info = request_info()
-        ip = request.remote_addr or "unknown"
-        if info is not None and request.url_rule is not None:
-            info.route = request.url_rule.rule
-        on_api = request.path.startswith("/v1/")
-        if on_api and svc.abuse.is_blocked(ip):
+        ip = req.remote_addr or "unknown"
+        rule = req.url_rule
+        if info is not None and rule is not None:
+            info.route = rule.rule
+        endpoint = req.endpoint
+        if req.path.startswith("/v1/") and svc.abuse.is_blocked(ip):
             g.refused_by_block = True
             raise ClientBlocked()
-        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        view = app.view_functions.get(endpoint) if endpoint else None
         if view is not None and getattr(view, AUTH_ATTRIBUTE, None) is None:
             # Deny by default: a route nobody gave an access decision is never served.
-            log.error("route.no_auth_decision", endpoint=request.endpoint)
+            log.error("route.no_auth_decision", endpoint=endpoint)
             raise Forbidden("This route has no access policy.")
-        fields = request.headers.getlist("Authorization")
+        fields = req.headers.getlist("Authorization")
         if ambiguous_credentials(fields):
             _refuse_ambiguous_credentials()
         result = await authenticate(
@@ -89,7 +92,7 @@ def install(app: Quart, svc: Services) -> None:
         principal = result.principal
         if principal is not None and info is not None:
             info.principal = principal.sub
-        limits = _endpoint_limits(limits_cache, request.endpoint)
+        limits = _endpoint_limits(limits_cache, endpoint)
         if not limits:
             return
         by_ip = f"ip:{svc.failures.key(ip)}"
@@ -113,21 +116,25 @@ def install(app: Quart, svc: Services) -> None:
             raise TooManyRequests(decision.retry_after, policy=policy)
 
     async def after_request(response: Response) -> Response:
-        decision: Decision | None = g.get("ratelimit")
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        context = g._get_current_object()
+        decision: Decision | None = getattr(context, "ratelimit", None)
+        headers = response.headers
         if decision is not None and decision.states:
-            response.headers.update(ratelimit_headers(decision))
+            headers.update(ratelimit_headers(decision))
+        on_api = req.path.startswith("/v1/")
         # `getlist`, not `in`: werkzeug's `Headers.__contains__` builds and raises a
         # BadRequestKeyError for every absent header (a tenth of this hook's cost).
-        if request.path.startswith("/v1/") or request.headers.getlist("Authorization"):
-            response.headers["Cache-Control"] = "no-store"
-            response.headers.setdefault("Pragma", "no-cache")
+        if on_api or req.headers.getlist("Authorization"):
+            headers["Cache-Control"] = "no-store"
+            headers.setdefault("Pragma", "no-cache")
         if (
-            request.path.startswith("/v1/")
+            on_api
             and response.status_code in _COUNTED
-            and not g.get("refused_by_block", False)
+            and not getattr(context, "refused_by_block", False)
         ):
             await svc.abuse.record_failure(
-                request.remote_addr or "unknown", f"http_{response.status_code}"
+                req.remote_addr or "unknown", f"http_{response.status_code}"
             )
         return response
 

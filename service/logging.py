@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Mapping, MutableMapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -201,42 +202,67 @@ class _AccessSink:
 
 
 _access = _AccessSink()
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # what structlog's JSONRenderer does
+_text = json.encoder.encode_basestring  # json's C string encoder
 _UTC = datetime.UTC
+_pid = os.getpid()
 
 
-def _clean(value: str | None) -> str | None:
-    if value is None or _SUSPECT.search(value) is None:
-        return value
-    return redact_value(value)  # type: ignore[no-any-return]
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+class _Second:
+    """`ts` text up to the second, made once per second (the rest is microseconds)."""
+
+    __slots__ = ("prefix", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def ts(self) -> str:
+        now = time.time_ns() // 1000
+        second, micro = divmod(now, 1_000_000)
+        if second != self.second:
+            stamp = datetime.datetime.fromtimestamp(second, tz=_UTC)
+            self.prefix, self.second = stamp.strftime("%Y-%m-%dT%H:%M:%S."), second
+        return f"{self.prefix}{micro:06d}Z"
+
+
+_clock = _Second()
+
+
+def _json_text(value: str | None) -> str:
+    """A JSON string (or null) for a text field, redacted when it looks like a secret."""
+    if value is None:
+        return "null"
+    if _SUSPECT.search(value) is not None:
+        value = redact_value(value)
+    return _text(value)
 
 
 def write_access_line(info: RequestInfo, *, seconds: float) -> None:
-    """The `http.request` line, rendered directly: the same keys in the same order as
-    structlog's chain makes, at a fraction of its cost. No key is secret-named, so only
-    the values get the secret-value check, and only the text ones (one regex search
-    each when nothing looks like a secret)."""
+    """The `http.request` line, rendered directly: the same keys in the same order and
+    the same JSON as structlog's chain makes, at a fraction of its cost. No key is
+    secret-named, so only the values get the secret-value check, and only the text
+    ones (one regex search each when nothing looks like a secret)."""
     if not _access.enabled:
         return
-    line = _encode(
-        {
-            "ts": datetime.datetime.now(tz=_UTC).isoformat().replace("+00:00", "Z"),
-            "level": "INFO",
-            "event": "http.request",
-            "request_id": _clean(info.request_id),
-            "method": _clean(info.method),
-            "path": _clean(info.path),
-            "route": _clean(info.route),
-            "status": info.status,
-            "duration_ms": round(seconds * 1000, 3),
-            "client_ip": _clean(info.client_ip),
-            "principal": _clean(info.principal),
-            "pid": os.getpid(),
-            "logger": "portcullis.access",
-        }
+    line = (
+        f'{{"ts": "{_clock.ts()}", "level": "INFO", "event": "http.request", '
+        f'"request_id": {_json_text(info.request_id)}, "method": {_json_text(info.method)}, '
+        f'"path": {_json_text(info.path)}, "route": {_json_text(info.route)}, '
+        f'"status": {int(info.status)}, "duration_ms": {round(seconds * 1000, 3)!r}, '
+        f'"client_ip": {_json_text(info.client_ip)}, '
+        f'"principal": {_json_text(info.principal)}, "pid": {_pid}, '
+        f'"logger": "portcullis.access"}}\n'
     )
     stream = _access.stream or sys.stdout
-    stream.write(line + "\n")  # one write per line, then flushed as structlog does
+    stream.write(line)  # one write per line, then flushed as structlog does
     stream.flush()
 
 

@@ -12,8 +12,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from ..errors import Conflict, InactivePrincipal, OAuthError, ValidationFailed
 from ..models.users import ALL_SCOPES, ClientCreated, ClientPublic, UserPublic
 from ..security.passwords import password_problems

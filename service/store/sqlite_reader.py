@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections import OrderedDict, namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,13 +68,8 @@ def compile_select(statement: Select[Any], dialect: Dialect) -> Compiled | None:
         sql=compiled.string,
         binds=tuple(binds),
         columns=tuple(columns),
-        row=namedtuple("Row", names, rename=True),  # type: ignore[misc]  # noqa: PYI024
+        row=namedtuple("Row", names, rename=True),
     )
-
-
-def _fetch(conn: sqlite3.Connection, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """In the reader's thread."""
-    return conn.execute(sql, values).fetchall()
 
 
 class SqliteReader:
@@ -106,7 +101,7 @@ class SqliteReader:
             values.append(convert(value) if convert is not None else value)
         conn = self._conn or await self._open()
         try:
-            rows = await conn._execute(_fetch, conn._conn, compiled.sql, values)
+            rows = await conn.execute_fetchall(compiled.sql, values)  # one hop
         except sqlite3.Error as exc:
             raise DBAPIError.instance(
                 compiled.sql, values, exc, sqlite3.Error, dialect=self.dialect
