@@ -17,13 +17,7 @@ from .config import Settings
 from .datadir import secure_data_dir
 from .logging import configure_logging, get_logger
 from .metrics import Metrics
-from .middleware import (
-    BodyLimitMiddleware,
-    HTTPSRedirectMiddleware,
-    InflightLimitMiddleware,
-    RequestContextMiddleware,
-    TrustedProxyMiddleware,
-)
+from .middleware import Gate
 from .security.cors import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, CORS_METHODS
 from .security.proxies import ProxyResolver
 from .security.ratelimit import named_limits
@@ -91,13 +85,15 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
             max_age=CORS_MAX_AGE,
         )
 
-    inner: Any = app.asgi_app
-    inner = BodyLimitMiddleware(inner, settings.max_body_bytes)
-    inner = InflightLimitMiddleware(inner, settings.max_inflight, settings.inflight_wait_seconds)
-    inner = HTTPSRedirectMiddleware(inner, settings.issuer)
-    inner = RequestContextMiddleware(inner, svc.metrics)
-    inner = TrustedProxyMiddleware(
-        inner, ProxyResolver(settings.trusted_proxies, settings.forwarded_header)
+    quart_app: Any = app.asgi_app
+    gate: Any = Gate(
+        quart_app,
+        resolver=ProxyResolver(settings.trusted_proxies, settings.forwarded_header),
+        metrics=svc.metrics,
+        issuer=settings.issuer,
+        max_inflight=settings.max_inflight,
+        inflight_wait=settings.inflight_wait_seconds,
+        max_body_bytes=settings.max_body_bytes,
     )
-    app.asgi_app = inner  # type: ignore[method-assign]
+    app.asgi_app = gate  # type: ignore[method-assign]
     return app

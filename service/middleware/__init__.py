@@ -1,22 +1,13 @@
-"""The ASGI middlewares, one small class per module (each: `__init__` + `async __call__`).
+"""The ASGI layer in front of Quart: one `Gate` (gate.py) running one section per
+concern, each concern's rules in its own module.
 
-Order, outermost first (see `service.app.create_app`):
-TrustedProxy → RequestContext → HTTPSRedirect → InflightLimit → BodyLimit → Quart.
+Order (see `service.app.create_app`): proxy → request_context → target → inflight →
+body → Quart.
 """
 
 from __future__ import annotations
 
-from .body import BodyLimitMiddleware
-from .inflight import InflightLimitMiddleware
-from .proxy import TrustedProxyMiddleware
-from .request_context import RequestContextMiddleware
-from .target import HTTPSRedirectMiddleware, plain_request_target
+from .gate import Gate
+from .target import plain_request_target
 
-__all__ = [
-    "BodyLimitMiddleware",
-    "HTTPSRedirectMiddleware",
-    "InflightLimitMiddleware",
-    "RequestContextMiddleware",
-    "TrustedProxyMiddleware",
-    "plain_request_target",
-]
+__all__ = ["Gate", "plain_request_target"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 
 from ..api.problems import send_problem
 from .asgi import ASGIApp, Message, Receive, Scope, Send
@@ -48,74 +49,74 @@ class _BodyWatch:
             await asyncio.wait_for(self.settled.wait(), timeout=seconds)
 
 
-class BodyLimitMiddleware:
+DRAIN_SECONDS = 2.0  # an early answer waits this long for the rest of a bounded body
+
+
+class Head(enum.Enum):
+    ANSWERED = "answered"  # refused here: the problem was sent
+    NO_BODY = "no_body"  # nothing to follow
+    BODY = "body"  # a body follows: serve it `watched`
+
+
+async def check_head(scope: Scope, send: Send, max_bytes: int) -> Head:
     """Refuse a declared Content-Length over the limit before reading any of it
     (Quart's MAX_CONTENT_LENGTH stops chunked bodies while they stream in), header
-    values holding CR, LF or NUL (HTTP servers refuse them; ASGI callers may not), and
-    Content-Length with Transfer-Encoding (RFC 9112 §6.1: 400, then close).
-
-    An answer started before the body is all in (401, 403, 429...) first waits up to
-    `DRAIN_SECONDS` for the rest of a body within the limit, so the connection stays
-    usable; a request whose body was already read pays one flag check."""
-
-    DRAIN_SECONDS = 2.0
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
-        length: str | None = None
-        chunked = False
-        for name, value in scope.get("headers", ()):
-            size += len(name) + len(value) + 4
-            if b"\r" in value or b"\n" in value or b"\x00" in value:
-                await send_problem(send, 400, detail="Invalid header value.")
-                return
-            lowered = name.lower()
-            if lowered == b"content-length":
-                length = bytes(value).decode("latin-1")
-            elif lowered == b"transfer-encoding":
-                chunked = True
-        if size > MAX_HEAD_BYTES:
-            await send_problem(send, 431, detail="The request head is too large.")
-            return
-        if length is not None and chunked:
+    values holding CR, LF or NUL (HTTP servers refuse them; ASGI callers may not), a
+    head over 16 KiB, and Content-Length with Transfer-Encoding (RFC 9112 §6.1: 400,
+    then close)."""
+    size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    length: str | None = None
+    chunked = False
+    for name, value in scope.get("headers", ()):
+        size += len(name) + len(value) + 4
+        if b"\r" in value or b"\n" in value or b"\x00" in value:
+            await send_problem(send, 400, detail="Invalid header value.")
+            return Head.ANSWERED
+        lowered = name.lower()
+        if lowered == b"content-length":
+            length = bytes(value).decode("latin-1")
+        elif lowered == b"transfer-encoding":
+            chunked = True
+    if size > MAX_HEAD_BYTES:
+        await send_problem(send, 431, detail="The request head is too large.")
+        return Head.ANSWERED
+    if length is not None and chunked:
+        await send_problem(
+            send,
+            400,
+            detail="Content-Length and Transfer-Encoding together are not allowed.",
+            headers=[(b"connection", b"close")],
+        )
+        return Head.ANSWERED
+    if length is not None:
+        if not length.isdigit():
+            await send_problem(send, 400, detail="Invalid Content-Length.")
+            return Head.ANSWERED
+        if int(length) > max_bytes:
             await send_problem(
                 send,
-                400,
-                detail="Content-Length and Transfer-Encoding together are not allowed.",
+                413,
+                detail=f"The request body exceeds {max_bytes} bytes.",
                 headers=[(b"connection", b"close")],
             )
-            return
-        if length is not None:
-            if not length.isdigit():
-                await send_problem(send, 400, detail="Invalid Content-Length.")
-                return
-            if int(length) > self.max_bytes:
-                await send_problem(
-                    send,
-                    413,
-                    detail=f"The request body exceeds {self.max_bytes} bytes.",
-                    headers=[(b"connection", b"close")],
-                )
-                return
-            if length.strip("0") == "":  # Content-Length: 0, nothing to wait for
-                await self.app(scope, receive, send)
-                return
-        elif not chunked and scope.get("http_version", "1.1").startswith("1"):
-            await self.app(scope, receive, send)  # HTTP/1 without framing: no body
-            return
-        await self._watched(scope, _BodyWatch(receive, self.max_bytes), send)
+            return Head.ANSWERED
+        if length.strip("0") == "":  # Content-Length: 0, nothing to wait for
+            return Head.NO_BODY
+    elif not chunked and scope.get("http_version", "1.1").startswith("1"):
+        return Head.NO_BODY  # HTTP/1 without framing: no body
+    return Head.BODY
 
-    async def _watched(self, scope: Scope, body: _BodyWatch, send: Send) -> None:
-        async def send_after_body(message: Message) -> None:
-            if message["type"] == "http.response.start" and not body.done:
-                await body.wait_for_rest(self.DRAIN_SECONDS)
-            await send(message)
 
-        await self.app(scope, body.watched_receive, send_after_body)
+async def watched(app: ASGIApp, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    """Serve a request with a body so that an answer started before the body is all in
+    (401, 403, 429...) first waits up to `DRAIN_SECONDS` for the rest of a body within
+    the limit, and the connection stays usable; a request whose body was already read
+    pays one flag check."""
+    body = _BodyWatch(receive, limit)
+
+    async def send_after_body(message: Message) -> None:
+        if message["type"] == "http.response.start" and not body.done:
+            await body.wait_for_rest(DRAIN_SECONDS)
+        await send(message)
+
+    await app(scope, body.watched_receive, send_after_body)

@@ -5,23 +5,22 @@ from __future__ import annotations
 import asyncio
 
 from ..api.problems import send_problem
-from .asgi import PROBES, ASGIApp, Receive, Scope, Send
+from .asgi import Send
 
 
-class InflightLimitMiddleware:
+class Slots:
     """At most `limit` requests in the app; a request waits `wait` seconds for a slot,
-    then gets 503. Probes bypass the cap so they are never starved."""
+    then gets 503. (Probes bypass the cap so they are never starved: the caller skips
+    them.)"""
 
-    def __init__(self, app: ASGIApp, limit: int, wait: float) -> None:
-        self.app = app
+    def __init__(self, limit: int, wait: float) -> None:
         self.limit = limit
         self.wait = wait
         self._slots: asyncio.Semaphore | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PROBES:
-            await self.app(scope, receive, send)
-            return
+    async def enter(self, send: Send) -> bool:
+        """True with a slot taken (give it back with `leave`), else False once the 503
+        is sent."""
         if self._slots is None:  # created lazily inside the serving event loop
             self._slots = asyncio.Semaphore(self.limit)
         try:
@@ -36,8 +35,9 @@ class InflightLimitMiddleware:
                 detail="The server is overloaded; retry shortly.",
                 headers=[(b"retry-after", b"1")],
             )
-            return
-        try:
-            await self.app(scope, receive, send)
-        finally:
+            return False
+        return True
+
+    def leave(self) -> None:
+        if self._slots is not None:
             self._slots.release()

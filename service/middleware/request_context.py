@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 from ..api.problems import send_problem
-from ..context import RequestInfo, current_request
+from ..context import RequestInfo
 from ..logging import get_logger, write_access_line
 from ..metrics import Metrics
 from ..security.headers import security_headers
-from .asgi import PROBES, ASGIApp, Message, Receive, Scope, Send, header
+from .asgi import PROBES, Scope, Send, header
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_log = get_logger("portcullis.access")
@@ -43,54 +42,28 @@ def response_headers(
     return headers
 
 
-class RequestContextMiddleware:
-    """Request id, security headers, access log line and request metrics, for every
-    response including those made by the middlewares below it."""
+def request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is 1..64 of [A-Za-z0-9._-], else a new one."""
+    given = header(scope, b"x-request-id")
+    return given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        info = RequestInfo(
-            request_id=request_id,
-            client_ip=(scope.get("client") or ("unknown", 0))[0],
-            method=scope["method"],
-            path=scope["path"],
-        )
-        token = current_request.set(info)
-        https = scope.get("scheme") == "https"
-        started = time.perf_counter()
-        self.metrics.in_flight.inc()
+def finish(info: RequestInfo, metrics: Metrics, path: str, duration: float) -> None:
+    """The request metrics and the access line, once the answer is sent (or not)."""
+    metrics.in_flight.dec()
+    if info.status == 0:
+        info.status = 499  # the client went away before any answer
+    route = info.route or ("<probe>" if path in PROBES else "<unmatched>")
+    metrics.observe_request(info.method, route, info.status, duration)
+    write_access_line(info, seconds=duration)
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                info.status = message["status"]
-                message = dict(message)
-                message["headers"] = response_headers(
-                    message.get("headers", ()), https=https, request_id=request_id.encode()
-                )
-            await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception:  # the app's own handlers answer first; this is the last net
-            access_log.exception("unhandled exception in ASGI app")
-            if info.status == 0:
-                await send_problem(send_wrapper, 500, detail="An unexpected error occurred.")
-            else:
-                raise
-        finally:
-            duration = time.perf_counter() - started
-            self.metrics.in_flight.dec()
-            if info.status == 0:
-                info.status = 499  # the client went away before any answer
-            route = info.route or ("<probe>" if scope["path"] in PROBES else "<unmatched>")
-            self.metrics.observe_request(info.method, route, info.status, duration)
-            write_access_line(info, seconds=duration)
-            current_request.reset(token)
+async def last_net(info: RequestInfo, send: Send) -> bool:
+    """An exception no handler of the app answered: logged, and answered with a 500
+    problem unless an answer had started (False: the caller re-raises, which cuts the
+    connection)."""
+    access_log.exception("unhandled exception in ASGI app")
+    if info.status != 0:
+        return False
+    await send_problem(send, 500, detail="An unexpected error occurred.")
+    return True

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from ..api.problems import send_problem
 from ..context import request_info
-from .asgi import ASGIApp, Receive, Scope, Send
+from .asgi import Scope, Send
 
 # Origin-form request targets only (RFC 9112 3.2.1, RFC 3986 path-absolute): no
 # absolute or authority form, no empty or dot segments, only URI characters in the
@@ -39,37 +39,31 @@ def plain_request_target(scope: Scope) -> bool:
     return True
 
 
-class HTTPSRedirectMiddleware:
-    """Refuse odd request targets with 400 on every port; on the plain-http port answer
-    every other request with 308 to the issuer's origin plus the path and query (never
-    the request's Host)."""
+async def answered(scope: Scope, send: Send, origin: bytes) -> bool:
+    """Refuse an odd request target with 400 on every port; on the plain-http port
+    answer every other request with 308 to the issuer's `origin` plus the path and query
+    (never the request's Host). True when it answered."""
+    if not plain_request_target(scope):
+        await send_problem(send, 400, detail="Invalid request target.")
+        return True
+    if scope.get("scheme") != "http":
+        return False
+    info = request_info()
+    if info is not None:
+        info.route = "<redirect>"
+    location = origin + _raw_path(scope)
+    if scope.get("query_string"):
+        location += b"?" + bytes(scope["query_string"])
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 308,
+            "headers": [(b"location", location), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
+    return True
 
-    def __init__(self, app: ASGIApp, issuer: str) -> None:
-        self.app = app
-        parts = urlsplit(issuer)
-        self.origin = f"https://{parts.netloc}"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if not plain_request_target(scope):
-            await send_problem(send, 400, detail="Invalid request target.")
-            return
-        if scope.get("scheme") == "http":
-            info = request_info()
-            if info is not None:
-                info.route = "<redirect>"
-            location = self.origin.encode() + _raw_path(scope)
-            if scope.get("query_string"):
-                location += b"?" + bytes(scope["query_string"])
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 308,
-                    "headers": [(b"location", location), (b"content-length", b"0")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await self.app(scope, receive, send)
+def https_origin(issuer: str) -> bytes:
+    return f"https://{urlsplit(issuer).netloc}".encode()

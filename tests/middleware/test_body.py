@@ -68,7 +68,7 @@ async def test_content_length_with_transfer_encoding_is_refused(
 async def test_early_answer_waits_for_the_rest_of_a_bounded_body() -> None:
     """An answer started while the body is still arriving is held until the app (Quart
     reads the body in a task of its own) has it all, so the connection stays usable."""
-    from service.middleware import BodyLimitMiddleware
+    from service.middleware import body
 
     log: list[tuple[str, object]] = []
     incoming: asyncio.Queue[dict[str, object]] = asyncio.Queue()
@@ -93,7 +93,7 @@ async def test_early_answer_waits_for_the_rest_of_a_bounded_body() -> None:
 
     scope = {"type": "http", "http_version": "1.1", "headers": [(b"content-length", b"20")]}
     await incoming.put({"type": "http.request", "body": b"x" * 10, "more_body": True})
-    answering = asyncio.create_task(BodyLimitMiddleware(app, 1000)(scope, receive, send))
+    answering = asyncio.create_task(body.watched(app, scope, receive, send, 1000))
     for _ in range(20):
         await asyncio.sleep(0)
     assert ("sent", "http.response.start") not in log  # held: the body is not all in
