@@ -102,7 +102,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "service/security/",
         ),
     ),
-    ("ASGI middlewares (service/middleware.py)", ("service/middleware.py",)),
+    ("the ASGI layer (service/middleware/)", ("service/middleware/",)),
     (
         "Quart, Werkzeug, quart-schema, quart-cors",
         (

@@ -11,7 +11,7 @@ import contextvars
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestInfo:
     request_id: str
     client_ip: str

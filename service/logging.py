@@ -236,11 +236,12 @@ class _Second:
 _clock = _Second()
 
 
-def _json_text(value: str | None) -> str:
-    """A JSON string (or null) for a text field, redacted when it looks like a secret."""
+def _json_text(value: str | None, checked: bool) -> str:
+    """A JSON string (or null) for a text field, redacted when it looks like a secret
+    (`checked`: the caller found nothing secret-looking in any field at all)."""
     if value is None:
         return "null"
-    if _SUSPECT.search(value) is not None:
+    if not checked and _SUSPECT.search(value) is not None:
         value = redact_value(value)
     return _text(value)
 
@@ -252,13 +253,21 @@ def write_access_line(info: RequestInfo, *, seconds: float) -> None:
     ones (one regex search each when nothing looks like a secret)."""
     if not _access.enabled:
         return
+    fields = (info.request_id, info.method, info.path, info.route, info.client_ip)
+    principal = info.principal
+    # One search over all the text instead of one per field (no pattern holds a NUL,
+    # so no match spans two fields).
+    ok = (
+        _SUSPECT.search("\x00".join([*fields[:3], info.route or "", fields[4], principal or ""]))
+        is None
+    )
     line = (
         f'{{"ts": "{_clock.ts()}", "level": "INFO", "event": "http.request", '
-        f'"request_id": {_json_text(info.request_id)}, "method": {_json_text(info.method)}, '
-        f'"path": {_json_text(info.path)}, "route": {_json_text(info.route)}, '
+        f'"request_id": {_json_text(fields[0], ok)}, "method": {_json_text(fields[1], ok)}, '
+        f'"path": {_json_text(fields[2], ok)}, "route": {_json_text(fields[3], ok)}, '
         f'"status": {int(info.status)}, "duration_ms": {round(seconds * 1000, 3)!r}, '
-        f'"client_ip": {_json_text(info.client_ip)}, '
-        f'"principal": {_json_text(info.principal)}, "pid": {_pid}, '
+        f'"client_ip": {_json_text(fields[4], ok)}, '
+        f'"principal": {_json_text(principal, ok)}, "pid": {_pid}, '
         f'"logger": "portcullis.access"}}\n'
     )
     stream = _access.stream or sys.stdout

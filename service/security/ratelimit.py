@@ -64,10 +64,10 @@ class Check:
     count: int
     window: int  # seconds
     name: str
+    emission_us: int = field(init=False)  # the GCRA emission interval
 
-    @property
-    def emission_us(self) -> int:
-        return max(1, (self.window * US) // self.count)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "emission_us", max(1, (self.window * US) // self.count))
 
 
 @dataclass
