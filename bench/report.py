@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .scaling import NOTES_PAGE
+
 # Service paths measured at 64 connections, for the "no request over 1 s" target.
 _AT_64 = ("healthz", "me", "note", "create", "client_credentials", "me_logins")
 LIMITER_BOUND_MIB = 128  # what the bench holds the per-client state of 100,000 clients to
@@ -167,7 +169,7 @@ def scaling_tables(scaling: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     notes = scaling.get("notes")
     if notes:
-        lines.append("notes per user (GET /v1/notes, limit 20): req/s / p99 ms")
+        lines.append(f"notes per user (GET /v1/notes, limit {NOTES_PAGE}): req/s / p99 ms")
         for query, rows in notes.items():
             cells = [
                 f"{int(n):,}: {r['rps']:,.0f} / {r['p99_ms']:.0f}" if r else f"{int(n):,}: -"

@@ -18,6 +18,10 @@ from .plan import Plan
 from .servers import CLIENT_CPUS, ROOT, Server, pinned, run_server
 
 Progress = Callable[[str], None]
+# Notes per page in the notes-per-user check: small enough that the user with 10 notes
+# fills every page too (first, tag, and the page after the middle cursor), so each size
+# serves the same number of rows and only the depth differs.
+NOTES_PAGE = 4
 
 
 def notes_per_user(service: Server, plan: Plan, progress: Progress) -> dict[str, Any]:
@@ -31,12 +35,15 @@ def notes_per_user(service: Server, plan: Plan, progress: Progress) -> dict[str,
         positions = data.copy_notes(service, template_id=template, count=count - 1)
         middle = positions[len(positions) // 2] if positions else None
         users[count] = (account, data.deep_cursor(service, account, middle) if middle else None)
-    queries = {"first page": "/v1/notes?limit=20", "tag page": "/v1/notes?limit=20&tag=bench"}
+    queries = {
+        "first page": f"/v1/notes?limit={NOTES_PAGE}",
+        "tag page": f"/v1/notes?limit={NOTES_PAGE}&tag=bench",
+    }
     out: dict[str, Any] = {}
     for name, path in [*queries.items(), ("middle page", "")]:
         rows: dict[str, Any] = {}
         for count, (account, cursor) in users.items():
-            target = path or (f"/v1/notes?limit=20&cursor={cursor}" if cursor else "")
+            target = path or (f"/v1/notes?limit={NOTES_PAGE}&cursor={cursor}" if cursor else "")
             if not target:
                 rows[str(count)] = None  # too few notes for a middle page, or no cursor
                 continue

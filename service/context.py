@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -20,6 +21,9 @@ class RequestInfo:
     route: str | None = None
     principal: str | None = None
     status: int = 0
+    # The rate-limit decision behind the RateLimit fields of the answer
+    # (security.ratelimit.Decision; set by the request hooks, extended by the login).
+    ratelimit: Any = None
 
 
 current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(

@@ -1,9 +1,8 @@
 """Request hooks: block check → authenticate → rate limit, and the response side
-(RateLimit fields, no-store, abuse counting)."""
+(abuse counting)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import NoReturn
 
 from quart import Quart, Response, current_app, g, request
@@ -18,7 +17,7 @@ from .security.authn import (
     authenticate,
     set_authentication,
 )
-from .security.ratelimit import Check, Decision, NamedLimit
+from .security.ratelimit import Check, NamedLimit
 from .services import Services
 
 _COUNTED = frozenset({401, 403, 404})
@@ -66,21 +65,6 @@ def _refuse_ambiguous_credentials() -> NoReturn:
     )
 
 
-@lru_cache(maxsize=256)
-def _policy_text(policies: tuple[tuple[str, int, int], ...]) -> str:
-    """`RateLimit-Policy`, built once per set of limits (it depends on nothing else)."""
-    return ", ".join(f'"{n}";q={c};w={w}' for n, c, w in policies)
-
-
-def ratelimit_headers(decision: Decision) -> dict[str, str]:
-    policies = _policy_text(tuple((n, c, w) for n, c, w, _, _ in decision.states))
-    closest = min(decision.states, key=lambda s: (s[3] / s[1], -s[4]))
-    return {
-        "RateLimit-Policy": policies,
-        "RateLimit": f'"{closest[0]}";r={closest[3]};t={closest[4]}',
-    }
-
-
 def install(app: Quart, svc: Services) -> None:
     """Register the request hooks, bound to this app's parts (no look-up per request)."""
     limits_cache: dict[str | None, list[NamedLimit] | None] = {}
@@ -125,7 +109,8 @@ def install(app: Quart, svc: Services) -> None:
                 checks_cache.clear()  # bounded; a miss only rebuilds a few small objects
             checks_cache[(endpoint, sub, ip)] = checks
         decision = await svc.limiter.check(checks)
-        g.ratelimit = decision
+        if info is not None:
+            info.ratelimit = decision  # the RateLimit fields (middleware/request_context)
         if not decision.allowed:
             policy = decision.rejected_by or "default"
             svc.metrics.ratelimit_rejections.labels(policy.split("-")[0]).inc()
@@ -133,28 +118,14 @@ def install(app: Quart, svc: Services) -> None:
             raise TooManyRequests(decision.retry_after, policy=policy)
 
     async def after_request(response: Response) -> Response:
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        context = g._get_current_object()
-        decision: Decision | None = getattr(context, "ratelimit", None)
-        headers = response.headers
-        if decision is not None and decision.states:
-            headers.update(ratelimit_headers(decision))
-        on_api = req.path.startswith("/v1/")
-        # `getlist`, not `in`, `get` or `setdefault`: werkzeug's `Headers` builds and
-        # raises a BadRequestKeyError inside those for every absent header (`setdefault`
-        # alone was a third of this hook's cost).
-        if on_api or req.headers.getlist("Authorization"):
-            headers["Cache-Control"] = "no-store"
-            if not headers.getlist("Pragma"):
-                headers["Pragma"] = "no-cache"
-        if (
-            on_api
-            and response.status_code in _COUNTED
-            and not getattr(context, "refused_by_block", False)
-        ):
-            await svc.abuse.record_failure(
-                req.remote_addr or "unknown", f"http_{response.status_code}"
-            )
+        # RateLimit fields and no-store are added as bytes by the ASGI layer
+        # (middleware/request_context.py), to every answer.
+        if response.status_code in _COUNTED:
+            req = request._get_current_object()  # type: ignore[attr-defined]
+            if req.path.startswith("/v1/") and not g.get("refused_by_block", False):
+                await svc.abuse.record_failure(
+                    req.remote_addr or "unknown", f"http_{response.status_code}"
+                )
         return response
 
     app.before_request(before_request)

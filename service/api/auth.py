@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, g, request
+from quart import Blueprint, request
 from quart_rate_limiter import rate_limit
 from quart_schema import document_response, operation_id, validate_response
 
 from ..config import Settings
+from ..context import request_info
 from ..domain import grants, identity
 from ..errors import OAuthError
 from ..models.docs import Revoked
@@ -23,11 +24,14 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _announce_login_limit(login: Decision) -> None:
-    """Add the `login` policy to this response's RateLimit fields (guard.after_request
-    renders them from `g.ratelimit`), replacing an earlier `login` entry."""
-    decision: Decision | None = g.get("ratelimit")
+    """Add the `login` policy to this response's RateLimit fields (the ASGI layer renders
+    them from the request's `ratelimit` decision), replacing an earlier `login` entry."""
+    info = request_info()
+    if info is None:
+        return
+    decision: Decision | None = info.ratelimit
     if decision is None:
-        g.ratelimit = Decision(allowed=login.allowed, states=list(login.states))
+        info.ratelimit = Decision(allowed=login.allowed, states=list(login.states))
         return
     names = {state[0] for state in login.states}
     decision.states = [s for s in decision.states if s[0] not in names] + login.states

@@ -1,4 +1,4 @@
-"""The ASGI types the middlewares share, and header look-up in a scope."""
+"""The ASGI types the middleware modules share."""
 
 from __future__ import annotations
 
@@ -11,10 +11,3 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})  # never capped, logged as <probe>
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None

@@ -6,8 +6,9 @@ classes, each with its own coroutine and send wrapper, cost a third of the servi
 per-request time before they were merged; bench/PROFILE.md, R4):
 
 1. proxy: the client address and scheme a trusted proxy reports (`proxy.forwarded`);
-2. request context: request id, security headers and X-Request-ID on every answer
-   (including the answers of the steps below), access line and request metrics;
+2. request context: request id; security headers, no-store, RateLimit fields and
+   X-Request-ID on every answer (including the answers of the steps below), as bytes;
+   access line and request metrics;
 3. target: odd request targets refused, plain http redirected (`target.answered`);
 4. in-flight cap: at most `max_inflight` requests in the app (`inflight.Slots`), probes
    exempt;
@@ -25,7 +26,7 @@ from . import body, target
 from .asgi import PROBES, ASGIApp, Message, Receive, Scope, Send
 from .inflight import Slots
 from .proxy import forwarded
-from .request_context import finish, last_net, request_id, response_headers
+from .request_context import finish, last_net, request_facts, response_headers
 
 
 class Gate:
@@ -57,8 +58,9 @@ class Gate:
         # 1. proxy
         scope = forwarded(self.resolver, scope)
         # 2. request context
-        rid = request_id(scope)
+        rid, credentials = request_facts(scope)
         path = scope["path"]
+        no_store = credentials or path.startswith("/v1/")
         info = RequestInfo(
             request_id=rid, client_ip=scope["client"][0], method=scope["method"], path=path
         )
@@ -73,7 +75,11 @@ class Gate:
                 info.status = message["status"]
                 message = dict(message)
                 message["headers"] = response_headers(
-                    message.get("headers", ()), https=https, request_id=rid_bytes
+                    message.get("headers", ()),
+                    https=https,
+                    request_id=rid_bytes,
+                    no_store=no_store,
+                    ratelimit=info.ratelimit,
                 )
             await send(message)
 

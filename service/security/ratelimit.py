@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from quart_rate_limiter import RateLimit
@@ -77,6 +78,23 @@ class Decision:
     # (name, count, window, remaining, reset seconds) for each check
     states: list[tuple[str, int, int, int, int]] = field(default_factory=list)
     rejected_by: str | None = None
+
+
+@lru_cache(maxsize=256)
+def _policy_field(policies: tuple[tuple[str, int, int], ...]) -> bytes:
+    """`RateLimit-Policy`, built once per set of limits (it depends on nothing else)."""
+    return ", ".join(f'"{n}";q={c};w={w}' for n, c, w in policies).encode()
+
+
+def header_fields(decision: Decision) -> list[tuple[bytes, bytes]]:
+    """The IETF RateLimit fields of a decision: every policy that applied, and the one
+    closest to exhaustion (draft-ietf-httpapi-ratelimit-headers)."""
+    policies = _policy_field(tuple((n, c, w) for n, c, w, _, _ in decision.states))
+    closest = min(decision.states, key=lambda s: (s[3] / s[1], -s[4]))
+    return [
+        (b"ratelimit-policy", policies),
+        (b"ratelimit", f'"{closest[0]}";r={closest[3]};t={closest[4]}'.encode()),
+    ]
 
 
 def _evaluate(
