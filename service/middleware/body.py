@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+from dataclasses import dataclass
 
 from ..api.problems import send_problem
 from .asgi import ASGIApp, Message, Receive, Scope, Send
@@ -53,53 +54,54 @@ DRAIN_SECONDS = 2.0  # an early answer waits this long for the rest of a bounded
 
 
 class Head(enum.Enum):
-    ANSWERED = "answered"  # refused here: the problem was sent
     NO_BODY = "no_body"  # nothing to follow
     BODY = "body"  # a body follows: serve it `watched`
 
 
-async def check_head(scope: Scope, send: Send, max_bytes: int) -> Head:
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A problem answer for a request refused before the app saw it."""
+
+    status: int
+    detail: str
+    headers: list[tuple[bytes, bytes]] | None = None
+
+    async def send(self, send: Send) -> None:
+        await send_problem(send, self.status, detail=self.detail, headers=self.headers)
+
+
+_CLOSE = [(b"connection", b"close")]
+
+
+def check_head(scope: Scope, max_bytes: int) -> Head | Refusal:
     """Refuse a declared Content-Length over the limit before reading any of it
     (Quart's MAX_CONTENT_LENGTH stops chunked bodies while they stream in), header
     values holding CR, LF or NUL (HTTP servers refuse them; ASGI callers may not), a
     head over 16 KiB, and Content-Length with Transfer-Encoding (RFC 9112 §6.1: 400,
-    then close)."""
+    then close). Synchronous: a request that passes costs no await."""
     size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
     length: str | None = None
     chunked = False
     for name, value in scope.get("headers", ()):
         size += len(name) + len(value) + 4
         if b"\r" in value or b"\n" in value or b"\x00" in value:
-            await send_problem(send, 400, detail="Invalid header value.")
-            return Head.ANSWERED
+            return Refusal(400, "Invalid header value.")
         lowered = name.lower()
         if lowered == b"content-length":
             length = bytes(value).decode("latin-1")
         elif lowered == b"transfer-encoding":
             chunked = True
     if size > MAX_HEAD_BYTES:
-        await send_problem(send, 431, detail="The request head is too large.")
-        return Head.ANSWERED
+        return Refusal(431, "The request head is too large.")
     if length is not None and chunked:
-        await send_problem(
-            send,
-            400,
-            detail="Content-Length and Transfer-Encoding together are not allowed.",
-            headers=[(b"connection", b"close")],
+        return Refusal(
+            400, "Content-Length and Transfer-Encoding together are not allowed.", _CLOSE
         )
-        return Head.ANSWERED
     if length is not None:
         if not length.isdigit():
-            await send_problem(send, 400, detail="Invalid Content-Length.")
-            return Head.ANSWERED
+            return Refusal(400, "Invalid Content-Length.")
         if int(length) > max_bytes:
-            await send_problem(
-                send,
-                413,
-                detail=f"The request body exceeds {max_bytes} bytes.",
-                headers=[(b"connection", b"close")],
-            )
-            return Head.ANSWERED
+            return Refusal(413, f"The request body exceeds {max_bytes} bytes.", _CLOSE)
         if length.strip("0") == "":  # Content-Length: 0, nothing to wait for
             return Head.NO_BODY
     elif not chunked and scope.get("http_version", "1.1").startswith("1"):

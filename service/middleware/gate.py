@@ -84,8 +84,9 @@ class Gate:
             await send(message)
 
         try:
-            # 3. target
-            if await target.answered(scope, send_with_headers, self.origin):
+            # 3. target (the checks cost no await; only an answer does)
+            if not https or not target.plain_request_target(scope):
+                await target.answer(scope, send_with_headers, self.origin)
                 return
             # 4. in-flight cap
             probe = path in PROBES
@@ -93,13 +94,15 @@ class Gate:
                 return
             try:
                 # 5. head and body
-                head = await body.check_head(scope, send_with_headers, self.max_body_bytes)
+                head = body.check_head(scope, self.max_body_bytes)
                 if head is body.Head.NO_BODY:
                     await self.app(scope, receive, send_with_headers)
                 elif head is body.Head.BODY:
                     await body.watched(
                         self.app, scope, receive, send_with_headers, self.max_body_bytes
                     )
+                else:
+                    await head.send(send_with_headers)
             finally:
                 if not probe:
                     self.slots.leave()

@@ -17,6 +17,7 @@ class Slots:
         self.limit = limit
         self.wait = wait
         self._slots: asyncio.Semaphore | None = None
+        self.active = 0  # slots taken
 
     async def enter(self, send: Send) -> bool:
         """True with a slot taken (give it back with `leave`), else False once the 503
@@ -24,7 +25,9 @@ class Slots:
         if self._slots is None:  # created lazily inside the serving event loop
             self._slots = asyncio.Semaphore(self.limit)
         try:
-            if self._slots.locked():  # only a full house pays for a timed wait
+            # Only a full house pays for a timed wait. (`active`, not `locked()`, which
+            # walks the semaphore's waiters on every call.)
+            if self.active >= self.limit:
                 await asyncio.wait_for(self._slots.acquire(), timeout=self.wait)
             else:
                 await self._slots.acquire()
@@ -36,8 +39,10 @@ class Slots:
                 headers=[(b"retry-after", b"1")],
             )
             return False
+        self.active += 1
         return True
 
     def leave(self) -> None:
         if self._slots is not None:
+            self.active -= 1
             self._slots.release()

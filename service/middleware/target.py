@@ -39,15 +39,13 @@ def plain_request_target(scope: Scope) -> bool:
     return True
 
 
-async def answered(scope: Scope, send: Send, origin: bytes) -> bool:
-    """Refuse an odd request target with 400 on every port; on the plain-http port
-    answer every other request with 308 to the issuer's `origin` plus the path and query
-    (never the request's Host). True when it answered."""
+async def answer(scope: Scope, send: Send, origin: bytes) -> None:
+    """For a request `plain_request_target` and `scope["scheme"]` did not let through:
+    400 for an odd request target (on every port); on the plain-http port 308 to the
+    issuer's `origin` plus the path and query (never the request's Host)."""
     if not plain_request_target(scope):
         await send_problem(send, 400, detail="Invalid request target.")
-        return True
-    if scope.get("scheme") != "http":
-        return False
+        return
     info = request_info()
     if info is not None:
         info.route = "<redirect>"
@@ -62,7 +60,6 @@ async def answered(scope: Scope, send: Send, origin: bytes) -> bool:
         }
     )
     await send({"type": "http.response.body", "body": b""})
-    return True
 
 
 def https_origin(issuer: str) -> bytes:
