@@ -8,6 +8,8 @@ encoding escapes control characters, so a value can never forge a second line.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import datetime
 import json
 import logging
@@ -163,6 +165,7 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     for existing in list(root.handlers):
         if getattr(existing, "_portcullis", False):
             root.removeHandler(existing)
+    _access.flush()  # what was written so far goes where it was meant to
     _access.stream = stream
     _access.enabled = _min_level(level) <= logging.INFO
     handler._portcullis = True  # type: ignore[attr-defined]
@@ -192,16 +195,54 @@ def _min_level(level: str | int) -> int:
 
 class _AccessSink:
     """Where the access line goes: the stream `configure_logging` was given (else
-    whatever `sys.stdout` is now), and whether INFO lines are written at all."""
+    whatever `sys.stdout` is now), and whether INFO lines are written at all.
 
-    __slots__ = ("enabled", "stream")
+    In a serving worker (`batch_access_lines`), the lines of one event-loop iteration
+    are written and flushed together by a callback the loop runs next: one system call
+    per iteration instead of one per request, each line out within an iteration of its
+    request's end. Elsewhere (the CLI, tests, embedding) a line is written at once."""
+
+    __slots__ = ("batch", "enabled", "pending", "stream")
 
     def __init__(self) -> None:
         self.enabled = True
         self.stream: Any = None
+        self.batch = False
+        self.pending: list[str] = []
+
+    def write(self, line: str) -> None:
+        if self.batch:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                self.pending.append(line)
+                if len(self.pending) == 1:
+                    loop.call_soon(self.flush)
+                return
+        self.pending.append(line)
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        text = self.pending[0] if len(self.pending) == 1 else "".join(self.pending)
+        self.pending = []
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
 
 
 _access = _AccessSink()
+atexit.register(_access.flush)  # lines of a last iteration the loop did not run
+
+
+def batch_access_lines() -> None:
+    """Write access lines once per event-loop iteration (a serving worker's setting)."""
+    _access.batch = True
+
+
 _text = json.encoder.encode_basestring  # json's C string encoder
 _UTC = datetime.UTC
 _pid = os.getpid()
@@ -236,12 +277,11 @@ class _Second:
 _clock = _Second()
 
 
-def _json_text(value: str | None, checked: bool) -> str:
-    """A JSON string (or null) for a text field, redacted when it looks like a secret
-    (`checked`: the caller found nothing secret-looking in any field at all)."""
+def _json_text(value: str | None) -> str:
+    """A JSON string (or null) for a text field, redacted when it looks like a secret."""
     if value is None:
         return "null"
-    if not checked and _SUSPECT.search(value) is not None:
+    if _SUSPECT.search(value) is not None:
         value = redact_value(value)
     return _text(value)
 
@@ -250,29 +290,37 @@ def write_access_line(info: RequestInfo, *, seconds: float) -> None:
     """The `http.request` line, rendered directly: the same keys in the same order and
     the same JSON as structlog's chain makes, at a fraction of its cost. No key is
     secret-named, so only the values get the secret-value check, and only the text
-    ones (one regex search each when nothing looks like a secret)."""
+    ones: one regex search over all of them when nothing looks like a secret (no pattern
+    holds a NUL, so no match spans two fields), else one per field."""
     if not _access.enabled:
         return
-    fields = (info.request_id, info.method, info.path, info.route, info.client_ip)
-    principal = info.principal
-    # One search over all the text instead of one per field (no pattern holds a NUL,
-    # so no match spans two fields).
-    ok = (
-        _SUSPECT.search("\x00".join([*fields[:3], info.route or "", fields[4], principal or ""]))
-        is None
+    rid, method, path, route, ip, principal = (
+        info.request_id,
+        info.method,
+        info.path,
+        info.route,
+        info.client_ip,
+        info.principal,
     )
+    if _SUSPECT.search(f"{rid}\x00{method}\x00{path}\x00{route}\x00{ip}\x00{principal}"):
+        texts = [_json_text(v) for v in (rid, method, path, route, ip, principal)]
+    else:
+        texts = [
+            _text(rid),
+            _text(method),
+            _text(path),
+            "null" if route is None else _text(route),
+            _text(ip),
+            "null" if principal is None else _text(principal),
+        ]
     line = (
         f'{{"ts": "{_clock.ts()}", "level": "INFO", "event": "http.request", '
-        f'"request_id": {_json_text(fields[0], ok)}, "method": {_json_text(fields[1], ok)}, '
-        f'"path": {_json_text(fields[2], ok)}, "route": {_json_text(fields[3], ok)}, '
-        f'"status": {int(info.status)}, "duration_ms": {round(seconds * 1000, 3)!r}, '
-        f'"client_ip": {_json_text(fields[4], ok)}, '
-        f'"principal": {_json_text(principal, ok)}, "pid": {_pid}, '
-        f'"logger": "portcullis.access"}}\n'
+        f'"request_id": {texts[0]}, "method": {texts[1]}, "path": {texts[2]}, '
+        f'"route": {texts[3]}, "status": {int(info.status)}, '
+        f'"duration_ms": {round(seconds * 1000, 3)!r}, "client_ip": {texts[4]}, '
+        f'"principal": {texts[5]}, "pid": {_pid}, "logger": "portcullis.access"}}\n'
     )
-    stream = _access.stream or sys.stdout
-    stream.write(line)  # one write per line, then flushed as structlog does
-    stream.flush()
+    _access.write(line)
 
 
 def get_logger(name: str = "portcullis") -> FilteringBoundLogger:

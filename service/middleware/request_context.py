@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections.abc import Iterable
 
@@ -14,6 +15,8 @@ from ..security.headers import security_headers
 from ..security.ratelimit import Decision, header_fields
 from .asgi import PROBES, Scope, Send
 
+_ids = random.Random(os.urandom(32))  # noqa: S311 - request ids are not secrets
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))  # no shared stream
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access_log = get_logger("portcullis.access")
 _REPLACED = frozenset({b"server", b"x-request-id"})  # never passed on from below
@@ -83,8 +86,10 @@ def request_facts(scope: Scope) -> tuple[str, bool]:
             credentials = True
     if given and _REQUEST_ID.fullmatch(given):
         return given, credentials
-    # 128 random bits as 32 hex digits, the form uuid4().hex had, without its object
-    return os.urandom(16).hex(), credentials
+    # 128 random bits as 32 hex digits, the form uuid4().hex had. A correlation id, not
+    # a secret: drawn from a generator seeded once per process from the OS (no system
+    # call per request).
+    return f"{_ids.getrandbits(128):032x}", credentials
 
 
 def finish(info: RequestInfo, metrics: Metrics, path: str, duration: float) -> None:

@@ -89,8 +89,13 @@ def _policy_field(policies: tuple[tuple[str, int, int], ...]) -> bytes:
 def header_fields(decision: Decision) -> list[tuple[bytes, bytes]]:
     """The IETF RateLimit fields of a decision: every policy that applied, and the one
     closest to exhaustion (draft-ietf-httpapi-ratelimit-headers)."""
-    policies = _policy_field(tuple((n, c, w) for n, c, w, _, _ in decision.states))
-    closest = min(decision.states, key=lambda s: (s[3] / s[1], -s[4]))
+    states = decision.states
+    if len(states) == 1:  # most routes: one policy (no tuple to build, nothing to pick)
+        closest = states[0]
+        policies = _policy_field(((closest[0], closest[1], closest[2]),))
+    else:
+        policies = _policy_field(tuple((n, c, w) for n, c, w, _, _ in states))
+        closest = min(states, key=lambda s: (s[3] / s[1], -s[4]))
     return [
         (b"ratelimit-policy", policies),
         (b"ratelimit", f'"{closest[0]}";r={closest[3]};t={closest[4]}'.encode()),
@@ -105,7 +110,7 @@ def _evaluate(
     worst_retry = 0
     for check, stored in zip(checks, tats, strict=True):
         window = check.window * US
-        tat = max(stored or now, now)
+        tat = stored if stored is not None and stored > now else now
         new_tat = tat + check.emission_us
         diff = new_tat - now
         if diff > window:

@@ -65,3 +65,40 @@ async def test_secret_looking_values_redacted_in_every_field(
     first, second = (json.loads(x) for x in access)
     assert first["request_id"] == REDACTED and first["path"] == "/healthz"
     assert second["path"] == f"/v1/{REDACTED}"
+
+
+async def test_a_serving_worker_writes_the_lines_of_one_loop_iteration_at_once() -> None:
+    """`batch_access_lines` (service/asgi.py): the lines of an iteration leave together,
+    in order, within the next iteration; without it each line leaves at once."""
+    import asyncio
+
+    from service import logging as service_logging
+
+    class Stream:
+        def __init__(self) -> None:
+            self.writes: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            return None
+
+    stream = Stream()
+    configure_logging("INFO", stream=stream)
+    sink = service_logging._access
+    try:
+        write_access_line(RequestInfo(request_id="a", client_ip="x"), seconds=0.0)
+        assert len(stream.writes) == 1  # not batched: at once
+        service_logging.batch_access_lines()
+        for rid in ("b", "c", "d"):
+            write_access_line(RequestInfo(request_id=rid, client_ip="x"), seconds=0.0)
+        assert len(stream.writes) == 1  # held for the next iteration
+        await asyncio.sleep(0)
+        assert len(stream.writes) == 2  # one write for the three lines
+        ids = [json.loads(line)["request_id"] for line in stream.writes[1].splitlines()]
+        assert ids == ["b", "c", "d"]
+    finally:
+        sink.batch = False
+        configure_logging("INFO")
