@@ -9,7 +9,8 @@ per-request time before they were merged; bench/PROFILE.md, R4):
 2. request context: request id; security headers, no-store, RateLimit fields and
    X-Request-ID on every answer (including the answers of the steps below), as bytes;
    access line and request metrics;
-3. target: odd request targets refused, plain http redirected (`target.answered`);
+3. target: odd request targets refused, plain http redirected
+   (`target.plain_request_target`, `target.answer`);
 4. in-flight cap: at most `max_inflight` requests in the app (`inflight.Slots`), probes
    exempt;
 5. request head and body limits (`body.check_head`, `body.watched`).
