@@ -36,10 +36,20 @@ def pinned(cpus: str | None) -> list[str]:
     return [taskset, "-c", cpus]
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and not handed out before in this process: the kernel may give
+    the same ephemeral port to two calls in a row (a server's TLS and plain-http ports
+    then collided, and TLS clients met the plain listener)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def cli(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
