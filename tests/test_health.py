@@ -24,8 +24,8 @@ from tests.conftest import (
     reset_postgres,
     user_token,
 )
+from tests.support.metrics import value
 from tests.support.tcpproxy import proxy_for
-from tests.test_metrics import value
 
 
 @needs_pg

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 
 from service import create_app
@@ -23,18 +22,7 @@ from tests.conftest import (
     register,
     svc_of,
 )
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.support.metrics import samples, value
 
 
 async def test_metrics_after_a_known_sequence(app: Quart, client: httpx.AsyncClient) -> None:

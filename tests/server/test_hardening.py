@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.metrics import AUTH_FAILURE_REASONS, RATELIMIT_POLICIES
+from tests.support.metrics import Samples, samples
 from tests.support.server import Server, run_server
 
 pytestmark = pytest.mark.server
@@ -37,14 +37,9 @@ def token_for(server: Server, username: str) -> str:
         return str(r.json()["access_token"])
 
 
-def scrape(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(server: Server) -> Samples:
     with httpx.Client(verify=server.ssl_context(), base_url=server.url) as c:
-        text = c.get("/metrics").text
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
+        return samples(c.get("/metrics").text)
 
 
 @pytest.mark.parametrize("http2", [True, False])

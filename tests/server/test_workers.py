@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cli import run_cli
+from tests.support.metrics import value
 from tests.support.server import Server, run_server
 
 pytestmark = pytest.mark.server
@@ -35,15 +35,9 @@ def log_records(server: Server) -> list[dict[str, object]]:
 
 
 def healthz_count(text: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "portcullis_http_requests_total" and sample.labels == {
-                "method": "GET",
-                "route": "/healthz",
-                "status": "200",
-            }:
-                return float(sample.value)
-    return 0.0
+    return value(
+        text, "portcullis_http_requests_total", method="GET", route="/healthz", status="200"
+    )
 
 
 def test_metrics_sum_every_worker(two_workers: Server) -> None:
