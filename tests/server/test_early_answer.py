@@ -54,6 +54,7 @@ class Reader:
     def __init__(self, sock: ssl.SSLSocket) -> None:
         self.sock = sock
         self.buffer = b""
+        self.head = b""  # the last response's head, as sent
 
     def _more(self) -> bool:
         try:
@@ -68,6 +69,7 @@ class Reader:
             if not self._more():
                 return None
         head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        self.head = head
         lines = head.decode("latin-1").split("\r\n")
         headers = {}
         for line in lines[1:]:
@@ -107,6 +109,25 @@ def test_http1_early_answer_to_an_unfinished_body_says_connection_close(server: 
         first = reader.response()
         assert first is not None and first[0] == 401
         assert first[1]["connection"].lower() == "close"
+        assert reader.closed()
+
+
+def test_http1_keep_alive_request_limit_says_connection_close_once(server: Server) -> None:
+    # keep_alive_max_requests = 1000 (hypercorn.toml): the 1000th answer on a connection
+    # closes it and says so, with one Connection field (server_fixes builds the final
+    # response's head itself; its header check is remembered across answers).
+    with _tls(server) as sock:
+        reader = Reader(sock)
+        for _ in range(10):
+            sock.sendall(GET_HEALTHZ * 100)
+            for _ in range(100):
+                answer = reader.response()
+                assert answer is not None and answer[0] == 200
+                if "connection" in answer[1]:
+                    break
+        assert answer[1]["connection"].lower() == "close"
+        assert reader.head.lower().count(b"\r\nconnection:") == 1
+        assert b"x-content-type-options: nosniff" in reader.head.lower()
         assert reader.closed()
 
 
