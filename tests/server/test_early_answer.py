@@ -125,7 +125,7 @@ def test_http1_keep_alive_request_limit_says_connection_close_once(server: Serve
                 assert answer is not None and answer[0] == 200
                 if "connection" in answer[1]:
                     break
-        assert answer[1]["connection"].lower() == "close"
+        assert answer is not None and answer[1]["connection"].lower() == "close"
         assert reader.head.lower().count(b"\r\nconnection:") == 1
         assert b"x-content-type-options: nosniff" in reader.head.lower()
         assert reader.closed()
