@@ -20,7 +20,7 @@ def make_blueprint() -> Blueprint:
     @bp.get("/me")
     @require_token
     @document_response(Me)
-    async def me() -> dict[str, Any]:
+    async def me() -> Any:  # dict | UserPublic | ClientPublic, served as JSON
         """The caller's profile; for a client token, the client."""
         principal = current_principal()
         if principal.is_external:  # no local record: the verified token is the profile
@@ -32,6 +32,6 @@ def make_blueprint() -> Blueprint:
                 role=principal.role or "user",
                 scopes=sorted(principal.scopes),
             ).model_dump()
-        return (await identity.profile(services(), principal)).model_dump()
+        return await identity.profile(services(), principal)
 
     return bp

@@ -20,7 +20,7 @@ from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
 from ..store.db import Database, now
-from ..store.records import RECORD_TTL_SECONDS
+from ..store.records import MAX_RECORDS, RECORD_TTL_SECONDS, RowViews
 from ..store.users import ClientRow, UserRow
 from .parts import Accounts, Profiles, Revoking, Signalling, Storage
 
@@ -72,11 +72,16 @@ async def profile(svc: Profiles, principal: Principal) -> UserPublic | ClientPub
         client = await cached_client(svc, principal.client_id)
         if client is None or client.disabled:
             raise InactivePrincipal("The client no longer exists.")
-        return ClientPublic.from_row(client)
+        return _client_views.view(client, ClientPublic.from_row)
     user = await cached_user(svc, principal.sub)
     if user is None or user.disabled:
         raise InactivePrincipal("The user no longer exists.")
-    return UserPublic.from_row(user)
+    return _user_views.view(user, UserPublic.from_row)
+
+
+# The public model of a cached row, made once per row object (see RowViews).
+_user_views: RowViews[UserRow, UserPublic] = RowViews(MAX_RECORDS)
+_client_views: RowViews[ClientRow, ClientPublic] = RowViews(MAX_RECORDS)
 
 
 async def cached_user(svc: Profiles, user_id: str) -> UserRow | None:

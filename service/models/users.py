@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from .common import Name, Out, Secret, StrictIn, iso
 
@@ -44,6 +44,8 @@ class RegisterIn(StrictIn):
 
 
 class UserPublic(Out):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # one per cached row, shared
+
     id: str
     username: str
     role: Role
@@ -62,6 +64,8 @@ class UserPublic(Out):
 
 
 class ClientPublic(Out):
+    model_config = ConfigDict(extra="forbid", frozen=True)  # one per cached row, shared
+
     client_id: str
     name: str
     scopes: list[str]

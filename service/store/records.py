@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 RECORD_TTL_SECONDS = 5.0
 MAX_RECORDS = 10_000
 Row = TypeVar("Row")
+View = TypeVar("View")
 
 
 class RecordCache(Generic[Row]):
@@ -53,3 +54,29 @@ class RecordCache(Generic[Row]):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+class RowViews(Generic[Row, View]):
+    """What a row looks like to a caller (its public model), made once per row object.
+
+    A cached row is served as the same object until its entry expires or is dropped, and
+    a changed record is always a new row object (rows are frozen), so a view made from
+    the row it was made for is still right. Each entry keeps its row, so an id in the
+    table always names that row. Bounded: the table starts over when full."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._views: dict[int, tuple[Row, View]] = {}
+
+    def view(self, row: Row, make: Callable[[Row], View]) -> View:
+        entry = self._views.get(id(row))
+        if entry is not None and entry[0] is row:
+            return entry[1]
+        made = make(row)
+        if len(self._views) >= self.max_entries:
+            self._views.clear()
+        self._views[id(row)] = (row, made)
+        return made
+
+    def __len__(self) -> int:
+        return len(self._views)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from service.store import users as user_store
-from service.store.records import RecordCache
+from service.store.records import RecordCache, RowViews
+from service.store.users import UserRow
 from tests.conftest import PASSWORD, bearer, client_token, login, register, svc_of, two_instances
 
 
@@ -23,6 +24,27 @@ def test_entries_expire_and_the_cache_is_bounded() -> None:
     assert cache.get("a") is None and cache.get("c") == "3" and len(cache) == 2
     now[0] += 5.1
     assert cache.get("c") is None
+
+
+def test_a_row_view_is_made_once_per_row_object() -> None:
+    made: list[UserRow] = []
+
+    def make(row: UserRow) -> str:
+        made.append(row)
+        return f"{row.username}:{row.role}"
+
+    views: RowViews[UserRow, str] = RowViews(max_entries=3)
+    row = UserRow("u_1", "ann", "hash", "user", False, 1, 1)
+    assert views.view(row, make) == "ann:user" and views.view(row, make) == "ann:user"
+    assert made == [row]
+    # a changed record is a new row object, even with equal fields: a new view
+    promoted = UserRow("u_1", "ann", "hash", "admin", False, 1, 2)
+    assert views.view(promoted, make) == "ann:admin"
+    twin = UserRow("u_1", "ann", "hash", "user", False, 1, 1)
+    assert twin == row and views.view(twin, make) == "ann:user" and len(made) == 3
+    for n in range(10):  # bounded
+        views.view(UserRow(f"u_{n}", "x", "h", "user", False, 1, 1), make)
+        assert len(views) <= 3
 
 
 async def test_the_profile_is_read_once_per_process(
