@@ -13,6 +13,7 @@ wins (the operator then owns its clean-up).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ AUTH_FAILURE_REASONS = (
 LOGIN_OUTCOMES = ("success", "failure")
 RATELIMIT_POLICIES = ("default", "token", "register", "login", "openapi")
 _CHILDREN_CACHED = 4096  # label sets whose children are kept (methods come from clients)
+# The in-flight gauge is counted in memory and written to its (shared) sample at most
+# this often, and at once before this process renders a scrape.
+IN_FLIGHT_PUBLISH_SECONDS = 0.1
 
 
 def prepare_multiprocess_dir(data_dir: Path) -> Path | None:
@@ -141,6 +145,36 @@ class Metrics:
         # The labelled children of the request metrics, looked up once per label set
         # (`.labels()` validates and joins the values on every call).
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # Requests being served by this process. Two gauge writes per request (each a
+        # lock and an mmap write in multiprocess mode) become one write per change
+        # within IN_FLIGHT_PUBLISH_SECONDS; a scrape sees the exact count of the
+        # process serving it and others' as of at most that long ago.
+        self.requests_in_flight = 0
+        self._publish_due: asyncio.TimerHandle | None = None
+
+    def request_started(self) -> None:
+        self.requests_in_flight += 1
+        if self._publish_due is None:
+            self._schedule_publish()
+
+    def request_finished(self) -> None:
+        self.requests_in_flight -= 1
+        if self._publish_due is None:
+            self._schedule_publish()
+
+    def _schedule_publish(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): publish now
+            self.publish_in_flight()
+            return
+        self._publish_due = loop.call_later(IN_FLIGHT_PUBLISH_SECONDS, self.publish_in_flight)
+
+    def publish_in_flight(self) -> None:
+        if self._publish_due is not None:
+            self._publish_due.cancel()
+            self._publish_due = None
+        self.in_flight.set(self.requests_in_flight)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         children = self._request_children.get((method, route, status))
@@ -158,6 +192,7 @@ class Metrics:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        self.publish_in_flight()
         if self.multiprocess:
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -139,3 +139,32 @@ async def test_every_fixed_label_value_is_scraped_as_zero_from_the_start(
 async def test_metrics_only_for_allowed_networks(client: httpx.AsyncClient) -> None:
     r = await client.get("/metrics")
     assert r.status_code == 404 and "portcullis_" not in r.text
+
+
+async def test_in_flight_is_exact_at_scrape_and_published_within_the_interval() -> None:
+    import asyncio
+
+    from prometheus_client import generate_latest
+
+    from service.metrics import IN_FLIGHT_PUBLISH_SECONDS, Metrics
+
+    metrics = Metrics()
+
+    def written() -> float:  # the gauge as another process's scrape would read it
+        return value(
+            generate_latest(metrics.registry).decode(), "portcullis_http_requests_in_flight"
+        )
+
+    for _ in range(3):
+        metrics.request_started()
+    metrics.request_finished()
+    assert written() == 0  # not written on every request
+    await asyncio.sleep(IN_FLIGHT_PUBLISH_SECONDS * 2)
+    assert written() == 2  # written within the interval, with no scrape
+    metrics.request_finished()
+    metrics.request_finished()
+    rendered, _ = metrics.render()  # this process's own scrape: exact at once
+    assert value(rendered.decode(), "portcullis_http_requests_in_flight") == 0
+    metrics.request_started()
+    await asyncio.sleep(IN_FLIGHT_PUBLISH_SECONDS * 2)
+    assert written() == 1  # a change after a scrape is published again

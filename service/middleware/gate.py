@@ -69,7 +69,7 @@ class Gate:
         https = scope["scheme"] == "https"
         rid_bytes = rid.encode()
         started = time.perf_counter()
-        self.metrics.in_flight.inc()
+        self.metrics.request_started()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -94,7 +94,7 @@ def request_facts(scope: Scope) -> tuple[str, bool]:
 
 def finish(info: RequestInfo, metrics: Metrics, path: str, duration: float) -> None:
     """The request metrics and the access line, once the answer is sent (or not)."""
-    metrics.in_flight.dec()
+    metrics.request_finished()
     if info.status == 0:
         info.status = 499  # the client went away before any answer
     route = info.route or ("<probe>" if path in PROBES else "<unmatched>")
