@@ -45,6 +45,17 @@ _SECRET_VALUES = (
 )
 # Cheap pre-check: a value none of the patterns could match is left alone.
 _SUSPECT = re.compile(r"(?i)eyJ|bearer|basic|://|=")
+
+
+def _suspect(value: str) -> bool:
+    """`_SUSPECT.search(value)`, as substring tests when the text is ASCII (where
+    ignoring case is lowering it): a fifth of the regular expression's time."""
+    if value.isascii():
+        low = value.lower()
+        return "eyj" in low or "bearer" in low or "basic" in low or "://" in low or "=" in low
+    return _SUSPECT.search(value) is not None
+
+
 _SAFE_KEYS = frozenset({"event", "reason", "token_type_hint", "grant_type"})
 
 
@@ -55,7 +66,7 @@ def _secret_key(key: str) -> bool:
 
 def redact_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        if _SUSPECT.search(value) is None:
+        if not _suspect(value):
             return value
         for pattern, replacement in _SECRET_VALUES:
             value = pattern.sub(replacement, value)
@@ -281,7 +292,7 @@ def _json_text(value: str | None) -> str:
     """A JSON string (or null) for a text field, redacted when it looks like a secret."""
     if value is None:
         return "null"
-    if _SUSPECT.search(value) is not None:
+    if _suspect(value):
         value = redact_value(value)
     return _text(value)
 
@@ -302,7 +313,7 @@ def write_access_line(info: RequestInfo, *, seconds: float) -> None:
         info.client_ip,
         info.principal,
     )
-    if _SUSPECT.search(f"{rid}\x00{method}\x00{path}\x00{route}\x00{ip}\x00{principal}"):
+    if _suspect(f"{rid}\x00{method}\x00{path}\x00{route}\x00{ip}\x00{principal}"):
         texts = [_json_text(v) for v in (rid, method, path, route, ip, principal)]
     else:
         texts = [

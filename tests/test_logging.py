@@ -173,3 +173,29 @@ async def test_unhandled_error_traceback_only_in_log(
     assert r.status_code == 500 and "kaboom" not in r.text
     out = capsys.readouterr().out
     assert "kaboom-detail" in out and "Traceback" in out
+
+
+def test_the_secret_pre_check_agrees_with_its_expression() -> None:
+    import random
+
+    from service.logging import _SUSPECT, _suspect
+
+    cases = [
+        "/v1/users/me",
+        "GET\x00/v1/notes/n_1\x00127.0.0.1",
+        "eyJhbGciOi",
+        "EYJ",
+        "Bearer abc",
+        "bAsIc x",
+        "postgresql://u:p@h/db",
+        "a=b",
+        "ba\u017fic x",  # long s: the expression ignores case beyond ASCII
+        "\u212aeyj",  # Kelvin sign, then a match
+        "BEARER\u00e9",
+        "",
+    ]
+    alphabet = "abceijrsyEBJY:/=\u017f\u212a\u0130 ._-"
+    rng = random.Random(7)
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(12))) for _ in range(5000)]
+    for text in cases:
+        assert _suspect(text) == (_SUSPECT.search(text) is not None), text
