@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason := wrk.ensure_installed():
         print(reason)
         return 1
+    args.out_dir.mkdir(parents=True, exist_ok=True)  # py-spy does not create it
     summaries = {}
     with tempfile.TemporaryDirectory(prefix="portcullis-profile-") as name:
         tmp = Path(name)
