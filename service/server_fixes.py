@@ -88,15 +88,17 @@ async def _h11_stream_send(self: H11Protocol, event: Any) -> None:
 # 5. HTTP/1.1 response headers ----------------------------------------------------------
 
 VALIDATED_MAX = 4096  # remembered header pairs; the memo starts over when full
-VALIDATED_VALUE_MAX = 512  # longer values are checked every time, never remembered
+VALIDATED_PAIR_MAX = 512  # longer name + value: checked every time, never remembered
+_NEVER_REMEMBERED = frozenset({b"set-cookie"})  # may carry a session: kept out of memory
 _validated: dict[tuple[bytes, bytes], tuple[bytes, bytes, bytes]] = {}
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 def h11_headers(headers: list[tuple[bytes, bytes]]) -> h11._headers.Headers:
     """h11's `normalize_and_validate(headers)`, with each (name, value) pair h11 has
-    accepted before taken from a bounded memo instead of checked again. Same result,
-    same `LocalProtocolError` for a bad header (a refused pair is never remembered)."""
+    accepted before taken from a bounded memo instead of checked again. The same result
+    whenever h11 accepts the list, and refused whenever h11 refuses it (a refused pair is
+    never remembered; with several bad pairs the first one found names the error)."""
     items = []
     framing = 0
     memo = _validated
@@ -104,7 +106,9 @@ def h11_headers(headers: list[tuple[bytes, bytes]]) -> h11._headers.Headers:
         item = memo.get(pair)
         if item is None:
             (item,) = h11._headers.normalize_and_validate([pair])._full_items
-            if len(pair[1]) <= VALIDATED_VALUE_MAX:
+            if len(item[1]) + len(item[2]) <= VALIDATED_PAIR_MAX and (
+                item[1] not in _NEVER_REMEMBERED
+            ):
                 if len(memo) >= VALIDATED_MAX:
                     memo.clear()
                 memo[pair] = item

@@ -8,7 +8,7 @@ import pytest
 from h11._headers import normalize_and_validate
 
 from service import server_fixes
-from service.server_fixes import VALIDATED_MAX, VALIDATED_VALUE_MAX, h11_headers
+from service.server_fixes import VALIDATED_MAX, VALIDATED_PAIR_MAX, h11_headers
 
 API_ANSWER = [
     (b"content-type", b"application/json"),
@@ -78,9 +78,13 @@ def test_the_memo_is_bounded() -> None:
     for n in range(VALIDATED_MAX * 2 + 7):
         h11_headers([*API_ANSWER, (b"x-request-id", b"%032x" % n)])
         assert len(server_fixes._validated) <= VALIDATED_MAX
-    long_value = (b"x-note", b"v" * (VALIDATED_VALUE_MAX + 1))
-    same([long_value])
-    assert long_value not in server_fixes._validated
+    long_value = (b"x-note", b"v" * VALIDATED_PAIR_MAX)
+    long_name = (b"x-" + b"n" * VALIDATED_PAIR_MAX, b"v")
+    cookie = (b"Set-Cookie", b"session=s3cret")
+    for pair in (long_value, long_name, cookie):
+        same([pair])
+        same([pair])
+        assert pair not in server_fixes._validated
 
 
 def test_the_h11_response_gets_the_checked_headers() -> None:
