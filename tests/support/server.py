@@ -14,25 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.servers import free_port  # one source of free ports for tests and bench
 from service.devcerts import make_dev_certs
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now and not handed out before in this process: the kernel may give
-    the same ephemeral port to two calls in a row (a server's TLS and plain-http ports
-    then collided, and TLS clients met the plain listener)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 @dataclass
