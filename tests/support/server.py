@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.servers import free_port  # one source of free ports for tests and bench
+from bench.servers import free_port
 from service.devcerts import make_dev_certs
 
 ROOT = Path(__file__).resolve().parents[2]
