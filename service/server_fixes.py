@@ -89,7 +89,9 @@ async def _h11_stream_send(self: H11Protocol, event: Any) -> None:
 
 VALIDATED_MAX = 4096  # remembered header pairs; the memo starts over when full
 VALIDATED_PAIR_MAX = 512  # longer name + value: checked every time, never remembered
-_NEVER_REMEMBERED = frozenset({b"set-cookie"})  # may carry a session: kept out of memory
+# Never remembered: Set-Cookie (may carry a session: kept out of memory), X-Request-ID
+# (new on every answer: it would never be found again, only push stable pairs out).
+_NEVER_REMEMBERED = frozenset({b"set-cookie", b"x-request-id"})
 _validated: dict[tuple[bytes, bytes], tuple[bytes, bytes, bytes]] = {}
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
