@@ -145,8 +145,8 @@ async def _create_client(settings: Settings, name: str, scope: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
-    if args_in[:1] == ["serve"]:  # every further option is Hypercorn's
-        from .serve import main as serve
+    if args_in[:1] == ["serve"]:  # its own options: service/server/serve.py
+        from .server.serve import main as serve
 
         return serve(args_in[1:])
     parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
@@ -154,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "serve",
-        help="run the service under Hypercorn: portcullis serve --config hypercorn.toml "
-        "[Hypercorn options]",
+        help="run the service under Hypercorn, with TLS (portcullis serve --help)",
     )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     user = sub.add_parser("create-user", help="create a user (password on stdin)")

@@ -1,6 +1,6 @@
-"""Hypercorn's target: `portcullis serve --config hypercorn.toml` (or plain
-`hypercorn --config hypercorn.toml service.asgi:app`, which does not exit non-zero when a
-worker fails at start-up: see service/serve.py)."""
+"""Hypercorn's target: `portcullis serve` (or plain `hypercorn --config hypercorn.toml
+service.asgi:app`, which neither exits non-zero when a worker fails at start-up nor sets the
+TLS groups: see service/server/)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,21 @@ import gc
 
 from .cli_support import load_settings_or_exit
 from .metrics import prepare_multiprocess_dir  # before anything imports prometheus_client
-from .server_fixes import install as install_server_fixes
+from .server.patches import install as install_server_patches
 
-install_server_fixes()  # before Hypercorn builds its TLS context and serves
+install_server_patches()  # before Hypercorn serves
 
 settings = load_settings_or_exit(startup=True)
 prepare_multiprocess_dir(settings.data_dir)
 
 from .app import create_app  # noqa: E402
-from .drain import install as install_drain  # noqa: E402
+from .server.patches.lifecycle import drain_with  # noqa: E402
 from .logging import batch_access_lines  # noqa: E402
 from .services import EXTENSION  # noqa: E402
 
 app = create_app(settings)
 batch_access_lines()  # one write per event-loop iteration (service/logging.py)
-install_drain(app.extensions[EXTENSION].health.begin_drain, settings.drain_seconds)
+drain_with(app.extensions[EXTENSION].health.begin_drain, settings.drain_seconds)
 
 
 @app.before_serving

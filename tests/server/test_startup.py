@@ -103,12 +103,11 @@ def test_a_worker_that_cannot_start_makes_the_server_exit_non_zero(
     result = start(tmp_path, workers=workers, PORTCULLIS_SIGNING_KEYS_FILE=str(keys))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == workers
-    assert all(
-        line.startswith(f"portcullis: cannot start: signing key file {keys} ") for line in lines
-    )
-    assert "PORTCULLIS_SIGNING_KEYS_FILE" in lines[0]
+    # One clear line naming the file and the variable. With several workers each may print
+    # it before the master stops the others (how many get there is a race): the same line.
+    (line,) = set(result.stderr.splitlines())
+    assert line.startswith(f"portcullis: cannot start: signing key file {keys} ")
+    assert "(PORTCULLIS_SIGNING_KEYS_FILE)" in line
 
 
 def test_unusable_data_dir_is_named(tmp_path: Path) -> None:
