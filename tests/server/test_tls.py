@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.server.serving import portcullis_serve
 from tests.support.server import Server, run_server
 
 pytestmark = pytest.mark.server
@@ -23,7 +24,9 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with run_server(tmp_path_factory.mktemp("tls")) as srv:
+    """`portcullis serve`, as users start it: it also names the OpenSSL configuration that
+    sets the key-exchange groups (service/server/tls.py)."""
+    with portcullis_serve(tmp_path_factory.mktemp("tls")) as srv:
         yield srv
 
 
