@@ -1,0 +1,158 @@
+"""`portcullis serve` from the outside: its own options, TLS unless --insecure, and one-line
+failures (exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.servers import free_port
+from service.devcerts import make_dev_certs
+from tests.server.serving import PORTCULLIS, stop, wait_listening
+from tests.support.server import ROOT, Server
+
+pytestmark = pytest.mark.server
+
+
+def environment(tmp: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PORTCULLIS_DATA_DIR": str(tmp / "var"),
+        "PORTCULLIS_DRAIN_SECONDS": "0",
+    }
+
+
+def serve(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `portcullis serve` in `tmp` until it exits (it must, on these failures)."""
+    return subprocess.run(
+        [str(PORTCULLIS), "serve", *args],
+        env=environment(tmp),
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_help_shows_portcullis_options_not_hypercorns() -> None:
+    result = subprocess.run(
+        [str(PORTCULLIS), "serve", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: portcullis serve")
+    for option in ("--config", "--bind", "--certfile", "--keyfile", "--workers", "--insecure"):
+        assert option in result.stdout
+    assert "application" not in result.stdout  # Hypercorn's required positional argument
+    assert "--worker-class" not in result.stdout
+
+
+def test_without_tls_it_refuses_to_serve(tmp_path: Path) -> None:
+    """No hypercorn.toml here and no certificate: no plain HTTP unless asked for."""
+    result = serve(tmp_path, "--bind", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("portcullis: refusing to serve without TLS")
+    assert "--insecure" in line
+
+
+def test_insecure_serves_plain_http_and_says_so_at_warning(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(PORTCULLIS), "serve", "--insecure", "--bind", f"127.0.0.1:{port}"],
+            env=environment(tmp_path),
+            cwd=tmp_path,
+            start_new_session=True,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        wait_listening(Server(process, port, port, tmp_path, tmp_path, log), port)
+        # The service answers over cleartext (its own rule then sends a browser to https,
+        # unless a trusted TLS-terminating proxy says the request came over https).
+        answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        assert answer.status_code == 308
+        assert answer.headers["location"].startswith("https://")
+    finally:
+        stop(process)
+    warnings = [
+        json.loads(line)
+        for line in log.read_text().splitlines()
+        if line.startswith("{") and "server.insecure" in line
+    ]
+    assert len(warnings) == 1 and warnings[0]["level"] == "WARNING", log.read_text()
+
+
+def test_hypercorn_toml_in_the_working_directory_is_the_default(tmp_path: Path) -> None:
+    """As in a checkout or the image: `portcullis serve` alone serves TLS with its files."""
+    make_dev_certs(tmp_path / "certs")  # where hypercorn.toml looks: certs/server.pem
+    shutil.copy(ROOT / "hypercorn.toml", tmp_path / "hypercorn.toml")
+    port, http_port = free_port(), free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(PORTCULLIS),
+                "serve",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--insecure-bind",
+                f"127.0.0.1:{http_port}",
+            ],
+            env={**environment(tmp_path), "PORTCULLIS_ISSUER": f"https://localhost:{port}"},
+            cwd=tmp_path,
+            start_new_session=True,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        wait_listening(Server(process, port, http_port, tmp_path, tmp_path, log), port)
+        ca = ssl.create_default_context(cafile=str(tmp_path / "certs" / "ca.pem"))
+        answer = httpx.get(f"https://localhost:{port}/healthz", verify=ca, timeout=10)
+        assert answer.status_code == 200
+    finally:
+        stop(process)
+    assert "server.insecure" not in log.read_text()
+
+
+def test_a_port_already_in_use_is_named_in_one_line(tmp_path: Path) -> None:
+    certs = make_dev_certs(tmp_path / "certs")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = serve(
+            tmp_path,
+            "--config",
+            str(ROOT / "hypercorn.toml"),
+            "--bind",
+            address,
+            "--insecure-bind",
+            f"127.0.0.1:{free_port()}",
+            "--certfile",
+            str(certs["cert"]),
+            "--keyfile",
+            str(certs["key"]),
+        )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line == f"portcullis: cannot listen on {address}: Address already in use"
+
+
+def test_a_missing_config_file_is_named_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    result = serve(tmp_path, "--config", str(missing))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"portcullis: cannot read the server settings {missing}: No such file or directory\n"
+    )
