@@ -38,7 +38,11 @@ _LOGCONFIG: dict[str, Any] = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "service.logging.JsonFormatter"}},
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "json",
+        }
     },
     "loggers": {
         "hypercorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
@@ -91,7 +95,8 @@ def _config(args: argparse.Namespace) -> Any:
         try:
             config = Config.from_toml(path)
         except OSError as exc:
-            raise SystemExit(fail(f"cannot read the server settings {path}: {exc.strerror}", 2))
+            message = f"cannot read the server settings {path}: {exc.strerror}"
+            raise SystemExit(fail(message, 2)) from None
         except ValueError as exc:  # tomllib.TOMLDecodeError
             raise SystemExit(fail(f"invalid server settings {path}: {exc}", 2)) from None
     for option in ("bind", "insecure_bind", "certfile", "keyfile", "ca_certs", "workers"):
@@ -163,7 +168,7 @@ def main(argv: list[str]) -> int:
     if not tls.configured():
         tls.configure()  # inherited by the workers, spawned from here on
         if config.workers == 0:  # serving in this process, whose OpenSSL has started
-            os.execv(sys.executable, [sys.executable, "-m", "service", "serve", *argv])
+            os.execv(sys.executable, [sys.executable, "-m", "service", "serve", *argv])  # noqa: S606
     if not config.ssl_enabled:
         from ..logging import configure_logging, get_logger
 

@@ -100,6 +100,4 @@ def test_the_openssl_configuration_names_exactly_the_intermediate_groups() -> No
     from service.server import tls
 
     lines = [line.split("#")[0].strip() for line in tls.OPENSSL_CONF.read_text().splitlines()]
-    assert [line for line in lines if line.startswith("Groups")] == [
-        "Groups = X25519:P-256:P-384"
-    ]
+    assert [line for line in lines if line.startswith("Groups")] == ["Groups = X25519:P-256:P-384"]

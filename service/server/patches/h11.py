@@ -10,18 +10,20 @@ from __future__ import annotations
 from itertools import chain
 
 import h11
+from hypercorn.events import RawData
 from hypercorn.protocol.events import (
     Body,
     Data,
     EndBody,
     EndData,
-    Event as StreamEvent,
     InformationalResponse,
     Response,
     StreamClosed,
 )
+from hypercorn.protocol.events import (
+    Event as StreamEvent,
+)
 from hypercorn.protocol.h11 import H11Protocol
-from hypercorn.events import RawData
 
 from .upstream import replaces
 

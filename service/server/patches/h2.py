@@ -143,9 +143,7 @@ async def _handle_events(self: H2Protocol, events: list[h2.events.Event]) -> Non
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 await stream.handle(Body(stream_id=event.stream_id, data=event.data))
-            self.connection.acknowledge_received_data(
-                event.flow_controlled_length, event.stream_id
-            )
+            self.connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             # Portcullis: a lookup instead of upstream's try/except KeyError (same effect).
             stream = self.streams.get(event.stream_id)
@@ -218,12 +216,9 @@ async def _send_data(self: H2Protocol, stream_id: int) -> None:
             pass
 
 
-for _patched, _original in (
-    (_handle_events, _upstream_handle_events),
-    (_send_data, _upstream_send_data),
-    (_close_stream, _upstream_close_stream),
-):
-    _patched.portcullis_upstream = _original  # type: ignore[attr-defined]
+_handle_events.portcullis_upstream = _upstream_handle_events  # type: ignore[attr-defined]
+_send_data.portcullis_upstream = _upstream_send_data  # type: ignore[attr-defined]
+_close_stream.portcullis_upstream = _upstream_close_stream  # type: ignore[attr-defined]
 
 
 def install() -> None:

@@ -132,5 +132,5 @@ _join_exited.portcullis_upstream = _upstream_join_exited  # type: ignore[attr-de
 
 
 def install() -> None:
-    worker_run.worker_serve = worker_serve  # type: ignore[assignment]
+    worker_run.worker_serve = worker_serve
     master_run._join_exited = _join_exited
