@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--certfile", metavar="FILE", help="TLS certificate chain (PEM)")
     p.add_argument("--keyfile", metavar="FILE", help="TLS private key (PEM)")
     p.add_argument("--ca-certs", metavar="FILE", help="CA bundle for client certificates")
+    p.add_argument(
+        "--verify-mode",
+        choices=["CERT_NONE", "CERT_OPTIONAL", "CERT_REQUIRED"],
+        help="client certificates (mutual TLS): CERT_REQUIRED refuses clients without one",
+    )
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (0: in-process)")
     p.add_argument(
         "--insecure",
@@ -103,6 +108,8 @@ def _config(args: argparse.Namespace) -> Any:
         value = getattr(args, option)
         if value is not None:
             setattr(config, option, value)
+    if args.verify_mode is not None:
+        config.verify_mode = ssl.VerifyMode[args.verify_mode]
     config.application_path = APP
     return config
 

@@ -1,5 +1,5 @@
 """Answers sent before the request body is all in, and ambiguous body framing, against
-the real server (Hypercorn with hypercorn.toml and service.server_fixes, over TLS)."""
+the real server (Hypercorn with hypercorn.toml and service/server/patches, over TLS)."""
 
 from __future__ import annotations
 
@@ -114,8 +114,8 @@ def test_http1_early_answer_to_an_unfinished_body_says_connection_close(server: 
 
 def test_http1_keep_alive_request_limit_says_connection_close_once(server: Server) -> None:
     # keep_alive_max_requests = 1000 (hypercorn.toml): the 1000th answer on a connection
-    # closes it and says so, with one Connection field (server_fixes builds the final
-    # response's head itself; its header check is remembered across answers).
+    # closes it and says so, with one Connection field (the h11 patch builds the final
+    # response's head itself).
     with _tls(server) as sock:
         reader = Reader(sock)
         for _ in range(10):

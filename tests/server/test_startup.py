@@ -125,7 +125,7 @@ def test_plain_hypercorn_prints_the_problem_without_a_traceback(tmp_path: Path) 
     """`hypercorn ... service.asgi:app` still names the problem in one line per worker; its
     exit status is Hypercorn's (0 here: pgjones/hypercorn#269), which is why `make run`
     and the image use `portcullis serve`. When this starts failing on the exit status,
-    Hypercorn is fixed and service/serve.py's workaround can go."""
+    Hypercorn is fixed and the exit-status wrapper (service/server/patches/lifecycle.py) can go."""
     assert shutil.which("hypercorn", path=str(BIN))
     result = start(tmp_path, command="hypercorn", workers=1, PORTCULLIS_LOG_LEVEL="loud")
     assert "Traceback" not in result.stderr

@@ -267,7 +267,7 @@ def _server_ended(tls: ssl.SSLSocket, conn: Any, seconds: float) -> bool:
 
 def test_http2_rapid_reset_flood_ends_the_connection(server: Server) -> None:
     """Streams opened and reset at once never reach the app, and the connection ends once
-    the client has reset far more streams than it completed (service.server_fixes: over
+    the client has reset far more streams than it completed (service/server/patches/h2.py: over
     100 resets and over 2x the completed streams), well before the 1000-stream GOAWAY."""
     import h2.config
     import h2.connection
