@@ -35,10 +35,7 @@ def portcullis_serve(
         "PORTCULLIS_DRAIN_SECONDS": "0.2",
         **(env or {}),
     }
-    log = tmp / "server.log"
-    argv = [
-        str(PORTCULLIS),
-        "serve",
+    args = (
         "--config",
         str(ROOT / "hypercorn.toml"),
         "--bind",
@@ -52,14 +49,29 @@ def portcullis_serve(
         "--workers",
         str(workers),
         *args,
-    ]
+    )
+    with running(tmp, args, environment, (port, http_port), certs["ca"]) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running(
+    tmp: Path, args: tuple[str, ...], env: dict[str, str], ports: tuple[int, int], ca: Path
+) -> Iterator[Server]:
+    """`portcullis serve ARGS` in `tmp`, once both `ports` listen; stopped on exit."""
+    log = tmp / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            argv, env=environment, cwd=tmp, start_new_session=True, stdout=out, stderr=out
+            [str(PORTCULLIS), "serve", *args],
+            env=env,
+            cwd=tmp,
+            start_new_session=True,
+            stdout=out,
+            stderr=out,
         )
-    server = Server(process, port, http_port, certs["ca"], data_dir, log)
+    server = Server(process, ports[0], ports[1], ca, Path(env["PORTCULLIS_DATA_DIR"]), log)
     try:
-        wait_listening(server, port, http_port)
+        wait_listening(server, *ports)
         yield server
     finally:
         stop(process)

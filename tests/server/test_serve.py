@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 from pathlib import Path
 
@@ -16,8 +15,8 @@ import pytest
 
 from bench.servers import free_port
 from service.devcerts import make_dev_certs
-from tests.server.serving import PORTCULLIS, stop, wait_listening
-from tests.support.server import ROOT, Server
+from tests.server.serving import PORTCULLIS, running
+from tests.support.server import ROOT
 
 pytestmark = pytest.mark.server
 
@@ -66,63 +65,32 @@ def test_without_tls_it_refuses_to_serve(tmp_path: Path) -> None:
 
 def test_insecure_serves_plain_http_and_says_so_at_warning(tmp_path: Path) -> None:
     port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(PORTCULLIS), "serve", "--insecure", "--bind", f"127.0.0.1:{port}"],
-            env=environment(tmp_path),
-            cwd=tmp_path,
-            start_new_session=True,
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        wait_listening(Server(process, port, port, tmp_path, tmp_path, log), port)
+    args = ("--insecure", "--bind", f"127.0.0.1:{port}")
+    with running(tmp_path, args, environment(tmp_path), (port, port), tmp_path) as server:
         # The service answers over cleartext (its own rule then sends a browser to https,
         # unless a trusted TLS-terminating proxy says the request came over https).
         answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
         assert answer.status_code == 308
         assert answer.headers["location"].startswith("https://")
-    finally:
-        stop(process)
     warnings = [
         json.loads(line)
-        for line in log.read_text().splitlines()
+        for line in server.log.read_text().splitlines()
         if line.startswith("{") and "server.insecure" in line
     ]
-    assert len(warnings) == 1 and warnings[0]["level"] == "WARNING", log.read_text()
+    assert len(warnings) == 1 and warnings[0]["level"] == "WARNING", server.log.read_text()
 
 
 def test_hypercorn_toml_in_the_working_directory_is_the_default(tmp_path: Path) -> None:
     """As in a checkout or the image: `portcullis serve` alone serves TLS with its files."""
-    make_dev_certs(tmp_path / "certs")  # where hypercorn.toml looks: certs/server.pem
+    certs = make_dev_certs(tmp_path / "certs")  # where hypercorn.toml looks: certs/server.pem
     shutil.copy(ROOT / "hypercorn.toml", tmp_path / "hypercorn.toml")
     port, http_port = free_port(), free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(PORTCULLIS),
-                "serve",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--insecure-bind",
-                f"127.0.0.1:{http_port}",
-            ],
-            env={**environment(tmp_path), "PORTCULLIS_ISSUER": f"https://localhost:{port}"},
-            cwd=tmp_path,
-            start_new_session=True,
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        wait_listening(Server(process, port, http_port, tmp_path, tmp_path, log), port)
-        ca = ssl.create_default_context(cafile=str(tmp_path / "certs" / "ca.pem"))
-        answer = httpx.get(f"https://localhost:{port}/healthz", verify=ca, timeout=10)
+    args = ("--bind", f"127.0.0.1:{port}", "--insecure-bind", f"127.0.0.1:{http_port}")
+    env = {**environment(tmp_path), "PORTCULLIS_ISSUER": f"https://localhost:{port}"}
+    with running(tmp_path, args, env, (port, http_port), certs["ca"]) as server:
+        answer = httpx.get(f"{server.url}/healthz", verify=server.ssl_context(), timeout=10)
         assert answer.status_code == 200
-    finally:
-        stop(process)
-    assert "server.insecure" not in log.read_text()
+    assert "server.insecure" not in server.log.read_text()
 
 
 def test_a_port_already_in_use_is_named_in_one_line(tmp_path: Path) -> None:
