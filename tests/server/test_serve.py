@@ -124,3 +124,54 @@ def test_a_missing_config_file_is_named_in_one_line(tmp_path: Path) -> None:
     assert result.stderr == (
         f"portcullis: cannot read the server settings {missing}: No such file or directory\n"
     )
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_in_process_serving_also_gets_the_tls_groups(tmp_path: Path) -> None:
+    """`--workers 0` serves from the command's own process, whose OpenSSL has already
+    started: it restarts itself with the configuration named (service/server/tls.py)."""
+    certs = make_dev_certs(tmp_path / "certs")
+    port, http_port = free_port(), free_port()
+    args = (
+        "--config",
+        str(ROOT / "hypercorn.toml"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--insecure-bind",
+        f"127.0.0.1:{http_port}",
+        "--certfile",
+        str(certs["cert"]),
+        "--keyfile",
+        str(certs["key"]),
+        "--workers",
+        "0",
+    )
+    env = {**environment(tmp_path), "PORTCULLIS_ISSUER": f"https://localhost:{port}"}
+    with running(tmp_path, args, env, (port, http_port), certs["ca"]):
+        chosen = {group: temp_key(port, certs["ca"], group) for group in ("X448", "X25519")}
+    assert chosen["X448"] is None  # offered only X448: no group in common
+    assert chosen["X25519"] is not None and "X25519" in chosen["X25519"]
+
+
+def temp_key(port: int, ca: Path, group: str) -> str | None:
+    result = subprocess.run(
+        [  # noqa: S607
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(ca),
+            "-tls1_3",
+            "-groups",
+            group,
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    output = result.stdout.decode(errors="replace")
+    return next((line for line in output.splitlines() if "Server Temp Key" in line), None)
