@@ -14,9 +14,9 @@ from typing import Any
 
 from .config import Settings
 from .domain.abuse import AbusePolicy
+from .domain.records import RecordCache
 from .health import Health
 from .metrics import Metrics
-from .models.issuers import load_issuers
 from .redisclient import close as close_redis
 from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
@@ -29,7 +29,6 @@ from .security.ratelimit import Limiter, RedisEngine
 from .security.tokens import TokenService
 from .signalbus import SignalBus
 from .store.db import Database
-from .store.records import RecordCache
 from .workers import register_worker, unregister_worker
 
 EXTENSION = "portcullis"
@@ -39,7 +38,12 @@ class Services:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.db = Database(settings.database_dsn, pool_size=settings.database_pool_size)
+        self.db = Database(
+            settings.database_dsn,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pgbouncer=settings.db_pgbouncer,
+        )
         self.keys = KeyManager(settings.keys_file)
         self.tokens = TokenService(
             self.keys,
@@ -55,7 +59,7 @@ class Services:
         self.redis: Any = make_client(settings.redis_dsn) if settings.redis_dsn else None
         self.key_consensus = KeyConsensus(self.db, self.keys, self.metrics)
         self.external = (
-            ExternalIssuers(load_issuers(settings.trusted_issuers), self.metrics)
+            ExternalIssuers(settings.issuers, self.metrics)
             if settings.trusted_issuers is not None
             else None
         )
@@ -65,7 +69,7 @@ class Services:
         self.failures = FailureCounter(
             self.limiter, settings.limits("block"), settings.block_exempt, settings.ipv6_prefix
         )
-        self.records: RecordCache[Any] = RecordCache()
+        self.records = RecordCache()
         self.bus = SignalBus(
             self.db, self.denylist, self.blocks, self.failures, self.redis, self.records
         )

@@ -34,10 +34,10 @@ async def test_a_read_sees_the_write_committed_just_before(db: Database) -> None
     for i in range(20):
         async with db.begin() as conn:
             note = await note_store.create_note(conn, owner_id="o", title=f"{i}", body="", tags=[])
-        assert await note_store.read_note(db, note_id=note.id, owner_id="o") == note
+        assert await note_store.get_note(db, note_id=note.id, owner_id="o") == note
         async with db.begin() as conn:
             await conn.execute(notes.delete().where(notes.c.id == note.id))
-        assert await note_store.read_note(db, note_id=note.id, owner_id="o") is None
+        assert await note_store.get_note(db, note_id=note.id, owner_id="o") is None
 
 
 async def test_the_reader_connection_cannot_write(db: Database) -> None:
@@ -54,10 +54,10 @@ async def test_a_driver_error_is_a_dbapi_error_and_the_reader_recovers(db: Datab
     async with db.begin() as conn:
         await conn.execute(text("ALTER TABLE notes RENAME TO notes_away"))
     with pytest.raises(DBAPIError):
-        await note_store.read_note(db, note_id="x", owner_id="o")
+        await note_store.get_note(db, note_id="x", owner_id="o")
     async with db.begin() as conn:
         await conn.execute(text("ALTER TABLE notes_away RENAME TO notes"))
-    assert await note_store.read_note(db, note_id="x", owner_id="o") is None
+    assert await note_store.get_note(db, note_id="x", owner_id="o") is None
 
 
 async def test_a_missing_parameter_is_refused_not_read_as_null(db: Database) -> None:
