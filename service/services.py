@@ -1,9 +1,14 @@
 """Wires the per-app parts together and starts and stops them; does nothing else.
 
 One `Services` per app (no module globals): settings, database, keys, tokens, password
-hasher, limiter, denylist, blocks, metrics, Redis, and the jobs built on them: the signal
-bus (signalbus.py), readiness and upkeep (health.py) and the abuse policy
-(domain/abuse.py). `start` runs in `before_serving`, `stop` in `after_serving`.
+hasher, limiter, denylist, blocks, the record cache, metrics, Redis, and the jobs built
+on them: the signal bus (signalbus.py), readiness and upkeep (health.py) and the abuse
+policy (domain/abuse.py). Every cache of the request path is created and held here (or
+by a part held here), on the one cache type of `cache.py`.
+
+Constructing a `Services` touches nothing outside memory. `open` does the file and
+database work (the key file, the SQLite file); `start` (in `before_serving`) opens and
+starts the jobs, `stop` (in `after_serving`) ends them.
 """
 
 from __future__ import annotations
@@ -93,7 +98,14 @@ class Services:
         )
         self._tasks: list[asyncio.Task[None]] = []
 
+    async def open(self) -> None:
+        """The file work, off the event loop: the key file (created once, then loaded) and
+        the database (a SQLite file created private, in WAL mode)."""
+        await asyncio.to_thread(self.keys.open)
+        await self.db.open()
+
     async def start(self) -> None:
+        await self.open()
         self.health.worker_dir = register_worker(self.settings.data_dir)
         await self.health.try_migrate()
         with contextlib.suppress(Exception):
