@@ -21,7 +21,7 @@ def _tree(root: Path) -> list[str]:
 
 
 def _settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
+    return Settings(data_dir=data_dir, _env_file=None)
 
 
 def test_constructing_touches_no_file(tmp_path: Path) -> None:

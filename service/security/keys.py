@@ -1,8 +1,8 @@
 """Signing keys: an RFC 7517 JWK Set file of private keys; the last key is current.
 
-The file is created on first start (`KeyManager.open`, mode 0600) without a race when several workers
-start at once: each writes a private temporary file and `os.link`s it into place,
-which fails for all but the first. `rotate` appends a new key under an exclusive
+The file is created on first start (`KeyManager.open`, mode 0600) without a race when
+several workers start at once: each writes a private temporary file and `os.link`s it
+into place, which fails for all but the first. `rotate` appends a new key under an exclusive
 `flock` and replaces the file atomically. Running processes notice the new file by its
 modification time (the upkeep loop looks every few seconds).
 

@@ -39,10 +39,12 @@ async def test_a_row_view_is_made_once_per_row_object(
         return rows.get(user_id)
 
     monkeypatch.setattr(user_store, "get_user", stored)
-    monkeypatch.setattr(
-        "service.domain.records.UserPublic.from_row",
-        lambda row: made.append(row) or f"{row.username}:{row.role}",
-    )
+
+    def view_of(row: UserRow) -> str:
+        made.append(row)
+        return f"{row.username}:{row.role}"
+
+    monkeypatch.setattr("service.domain.records.UserPublic.from_row", view_of)
     views = RecordCache(max_entries=3)
 
     async def view(user_id: str) -> Any:
