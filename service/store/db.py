@@ -120,6 +120,7 @@ class Database:
         self._writer: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._file = sqlite_file(dsn) if self.dialect == "sqlite" else None
         self._opened = self._file is None  # nothing to prepare outside memory
+        self._pgbouncer = pgbouncer and self.dialect == "postgresql"
         # A request waits at most 5 s for a pooled connection, then gets 503.
         kwargs: dict[str, Any] = {
             "pool_size": pool_size,
@@ -230,6 +231,13 @@ class Database:
         (autocommit on PostgreSQL, no BEGIN on SQLite), so they never queue behind writers."""
         if not self._opened:
             await self.open()
+        if self._pgbouncer:
+            # SQLAlchemy's asyncpg adapter prepares, then executes, in two exchanges; in
+            # autocommit PgBouncer may hand the second to another server connection, where
+            # the statement does not exist. A transaction keeps them on one.
+            async with self.engine.begin() as conn:
+                yield conn
+            return
         async with self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 await conn.execution_options(**{_READ_ONLY: True})
