@@ -86,20 +86,16 @@ class RecordCache:
         return entry.row if entry is not None else None
 
     async def user_view(self, db: Conn, user_id: str) -> tuple[UserRow, UserPublic] | None:
-        entry = await self._entry(db, Record("user", user_id))
-        if entry is None:
-            return None
-        if entry.view is None:
-            entry.view = UserPublic.from_row(entry.row)
-        return entry.row, entry.view
+        view: tuple[UserRow, UserPublic] | None = await self._view(
+            db, Record("user", user_id), UserPublic.from_row
+        )
+        return view
 
     async def client_view(self, db: Conn, client_id: str) -> tuple[ClientRow, ClientPublic] | None:
-        entry = await self._entry(db, Record("client", client_id))
-        if entry is None:
-            return None
-        if entry.view is None:
-            entry.view = ClientPublic.from_row(entry.row)
-        return entry.row, entry.view
+        view: tuple[ClientRow, ClientPublic] | None = await self._view(
+            db, Record("client", client_id), ClientPublic.from_row
+        )
+        return view
 
     def get(self, record: Record) -> Any | None:
         """The cached row of `record`, if any (no database read)."""
@@ -117,6 +113,15 @@ class RecordCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    async def _view(self, db: Conn, record: Record, make: Callable[[Any], Any]) -> Any:
+        """The row and its view, the view made once per cached row."""
+        entry = await self._entry(db, record)
+        if entry is None:
+            return None
+        if entry.view is None:
+            entry.view = make(entry.row)
+        return entry.row, entry.view
 
     async def _entry(self, db: Conn, record: Record) -> _Entry | None:
         entry = self._entries.get(record)
