@@ -43,12 +43,7 @@ class Services:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.db = Database(
-            settings.database_dsn,
-            pool_size=settings.pool_size,
-            max_overflow=settings.max_overflow,
-            pgbouncer=settings.db_pgbouncer,
-        )
+        self.db = Database.for_settings(settings)
         self.keys = KeyManager(settings.keys_file)
         self.tokens = TokenService(
             self.keys,

@@ -153,6 +153,17 @@ class Database:
             if self._file is not None:
                 self.reader = SqliteReader(self._file, self.engine.sync_engine.dialect)
 
+    @classmethod
+    def for_settings(cls, settings: Any) -> Database:
+        """The database `settings` (a `config.Settings`) name, with its pool settings:
+        what the service and every command use, so a command behind PgBouncer works too."""
+        return cls(
+            settings.database_dsn,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pgbouncer=settings.db_pgbouncer,
+        )
+
     async def open(self) -> None:
         """The file work: a SQLite file created private and switched to WAL (idempotent)."""
         if not self._opened and self._file is not None:
