@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.exc import DBAPIError
 
 from service.store import db as db_module
@@ -145,8 +146,8 @@ async def test_every_store_statement_reads_as_through_the_engine(db: Database) -
             note = await note_store.create_note(
                 conn, owner_id="o", title=f"t{i}", body="b", tags=["x", "y"]
             )
-    after = {"after_created": note.created_us + 1, "after_id": note.id}
-    cases = [
+    after: dict[str, Any] = {"after_created": note.created_us + 1, "after_id": note.id}
+    cases: list[tuple[Select[Any], dict[str, Any]]] = [
         (user_store._GET_USER, {"user_id": user.id}),
         (user_store._GET_USER_BY_NAME, {"username": "u1"}),
         (user_store._GET_CLIENT, {"client_id": "c1"}),
