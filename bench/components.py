@@ -55,7 +55,7 @@ def request_path(tmp: Path, n: int) -> dict[str, float]:
     from service.security.ratelimit import Check, MemoryEngine
     from service.security.tokens import TokenService
 
-    keys = KeyManager(tmp / "keys.json")
+    keys = KeyManager(tmp / "keys.json").open()
     tokens = TokenService(
         keys, issuer="https://localhost:8443", audience="portcullis", access_ttl=600
     )

@@ -81,18 +81,18 @@ async def run(n: int, note_count: int) -> None:
                 return await notes_store.get_note(conn, note_id=note.id, owner_id=user.id)
 
         async def get_user() -> object:
-            return await users_store.read_user(db, user_id=user.id)
+            return await users_store.get_user(db, user_id=user.id)
 
         async def get_note() -> object:
-            return await notes_store.read_note(db, note_id=note.id, owner_id=user.id)
+            return await notes_store.get_note(db, note_id=note.id, owner_id=user.id)
 
         async def first_page() -> object:
-            return await notes_store.read_notes(
+            return await notes_store.list_notes(
                 db, owner_id=user.id, limit=20, after=None, tag=None
             )
 
         async def middle_page() -> object:
-            return await notes_store.read_notes(
+            return await notes_store.list_notes(
                 db, owner_id=user.id, limit=20, after=after, tag=None
             )
 
@@ -105,10 +105,10 @@ async def run(n: int, note_count: int) -> None:
         print(f"SQLite, {note_count} notes, {n} calls each")
         await _measure("get_user (engine)", n, get_user_engine)
         await _measure("get_note (engine)", n, get_note_engine)
-        await _measure("read_user (reader)", n, get_user)
-        await _measure("read_note (reader)", n, get_note)
-        await _measure("read_notes first page", n, first_page)
-        await _measure("read_notes middle page", max(n // 10, 1), middle_page)
+        await _measure("get_user(db) (reader)", n, get_user)
+        await _measure("get_note(db) (reader)", n, get_note)
+        await _measure("list_notes(db) first page", n, first_page)
+        await _measure("list_notes(db) middle page", max(n // 10, 1), middle_page)
         await _measure("create_note (1 tag)", max(n // 4, 1), create_note)
         await db.close()
 

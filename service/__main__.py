@@ -46,7 +46,7 @@ async def _migrate(settings: Settings) -> int:
     from .store.db import Database
     from .store.migrations import latest_version, migrate
 
-    db = Database(settings.database_dsn)
+    db = Database.for_settings(settings)
     try:
         applied = await migrate(db)
     finally:
@@ -68,7 +68,7 @@ def _accounts(settings: Settings) -> _Accounts:
     from .store.db import Database
 
     return _Accounts(
-        db=Database(settings.database_dsn),
+        db=Database.for_settings(settings),
         passwords=PasswordService(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,

@@ -1,68 +1,43 @@
-"""One typed Settings class; validators refuse unsafe combinations at start-up."""
+"""One typed Settings class; validators refuse unsafe combinations at start-up.
+
+Everything the settings name is parsed here, once: the trusted-issuers file included
+(`issuers`). The value parsers live in `settings/`; this module imports no models."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .redisclient import check_url
+from .settings import checks
+from .settings.checks import unsafe_problems
+from .settings.issuers import IssuerConfig, load_issuers
+from .settings.limits import Limit, parse_limits
+from .settings.values import (
+    DEV_CERT_MARKER,
+    Network,
+    check_origins,
+    database_driver,
+    networks,
+    plain,
+    redact_url,
+)
 
-DEFAULT_ISSUER = "https://localhost:8443"
-_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+\s*)?(second|minute|hour|day)s?\s*$")
+__all__ = ["DEFAULT_ISSUER", "DEV_CERT_MARKER", "Limit", "Settings", "parse_limits"]
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True)
-class Limit:
-    """`count` requests per `window` seconds."""
-
-    count: int
-    window: int
-
-
-def parse_limits(text: str) -> tuple[Limit, ...]:
-    """Parse `100/hour;10/minute` (also `5/10 seconds`) into limits."""
-    limits = []
-    for part in text.split(";"):
-        if not part.strip():
-            continue
-        match = _LIMIT_RE.match(part)
-        if match is None:
-            raise ValueError(f"invalid rate limit {part.strip()!r} (expected e.g. 100/minute)")
-        count = int(match.group(1))
-        multiplier = int(match.group(2) or 1)
-        if count < 1 or multiplier < 1:
-            raise ValueError(f"invalid rate limit {part.strip()!r}: must be positive")
-        limits.append(Limit(count, multiplier * _UNITS[match.group(3)]))
-    if not limits:
-        raise ValueError("at least one rate limit is required")
-    return tuple(limits)
-
-
-def _split_csv(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
-def _plain(value: Any) -> str | None:
-    """A secret setting's text, or None when unset or empty."""
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return None if value is None or value == "" else str(value)
-
-
-def _networks(value: Any) -> Any:
-    return [ipaddress.ip_network(item, strict=False) for item in _split_csv(value)]
+DEFAULT_ISSUER = checks.DEFAULT_ISSUER
 
 
 class Settings(BaseSettings):
@@ -76,7 +51,12 @@ class Settings(BaseSettings):
     debug: bool = False
     data_dir: Path = Path("var")
     database_url: SecretStr | None = None
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    # Connections per worker process: replicas x workers x (pool + overflow) must stay
+    # within the server's max_connections (docs/configuration.md).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int | None = Field(default=None, ge=0, le=200)  # unset: = pool size
+    database_pool_size: int | None = Field(default=None, ge=1, le=200)  # old name
+    db_pgbouncer: bool = False  # behind PgBouncer in transaction mode
     redis_url: SecretStr | None = None
     signing_keys_file: Path | None = None
     issuer: str = DEFAULT_ISSUER
@@ -118,6 +98,7 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19456, ge=19456)
     argon2_time_cost: int = Field(default=2, ge=2)
     argon2_parallelism: int = Field(default=1, ge=1)
+    _issuers: tuple[IssuerConfig, ...] = PrivateAttr(default=())
 
     @field_validator("env", "log_level", mode="before")
     @classmethod
@@ -130,38 +111,17 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
-        origins = _split_csv(value)
-        for origin in origins:
-            if origin == "*":
-                continue
-            if not re.fullmatch(
-                r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9a-fA-F:]+\](:\d{1,5})?", origin
-            ):
-                raise ValueError(f"CORS origin {origin!r} must be scheme://host[:port] exactly")
-        return origins
+        return check_origins(value)
 
     @field_validator("database_url", mode="before")
     @classmethod
     def _database_driver(cls, value: Any) -> Any:
-        """Pick the async drivers this service ships with; refuse anything else."""
-        text = _plain(value)
-        if text is None:
-            return None
-        for plain, driver in (
-            ("postgresql://", "postgresql+asyncpg://"),
-            ("postgres://", "postgresql+asyncpg://"),
-            ("sqlite://", "sqlite+aiosqlite://"),
-        ):
-            if text.startswith(plain):
-                text = driver + text[len(plain) :]
-        if not text.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
-            raise ValueError("must be a postgresql:// (asyncpg) or sqlite:// (aiosqlite) URL")
-        return text
+        return database_driver(value)
 
     @field_validator("redis_url", mode="before")
     @classmethod
     def _redis_scheme(cls, value: Any) -> Any:
-        text = _plain(value)
+        text = plain(value)
         if text is not None:
             check_url(text)
         return text
@@ -169,7 +129,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies", "metrics_allow", "block_exempt", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
-        return _networks(value)
+        return networks(value)
 
     @field_validator("forwarded_header", mode="before")
     @classmethod
@@ -202,47 +162,21 @@ class Settings(BaseSettings):
             raise ValueError("issuer must be an http(s) URL without query or fragment")
         return value.rstrip("/")
 
-    @field_validator("trusted_issuers")
-    @classmethod
-    def _check_issuers(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            from .models.issuers import load_issuers
-
-            load_issuers(value)  # start-up I/O: a bad file stops the service here
-        return value
+    @model_validator(mode="after")
+    def _read_issuers(self) -> Settings:
+        """The trusted-issuers file, read and checked once, here: a bad file stops the
+        service at start-up, and nothing reads it again (`issuers`)."""
+        if self.trusted_issuers is not None:
+            try:
+                self._issuers = load_issuers(self.trusted_issuers)
+            except ValueError as exc:
+                raise ValueError(f"PORTCULLIS_TRUSTED_ISSUERS: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
         """Every unsafe combination at once, one line each, naming the variable to change."""
-        problems: list[str] = []
-        if "*" in self.cors_origins and self.cors_credentials:
-            problems.append(
-                "PORTCULLIS_CORS_CREDENTIALS: credentials with the origin '*' are refused"
-            )
-        if self.env == "production":
-            if self.debug:
-                problems.append("PORTCULLIS_DEBUG: must be off in production")
-            if self.issuer == DEFAULT_ISSUER:
-                problems.append("PORTCULLIS_ISSUER: set it to the public URL in production")
-            elif not self.issuer.startswith("https://"):
-                problems.append("PORTCULLIS_ISSUER: must be an https URL in production")
-            if "*" in self.cors_origins:
-                problems.append("PORTCULLIS_CORS_ORIGINS: '*' is refused in production")
-            if _is_dev_certificate(self.certfile):
-                problems.append(
-                    f"PORTCULLIS_CERTFILE: {self.certfile} is the development certificate; "
-                    "serve a real one and name it here"
-                )
-            if self.database_dsn.startswith("postgresql") and not os.access(
-                self.keys_file, os.R_OK
-            ):
-                # Replicas sharing a database must share keys; each generating its own
-                # would make tokens fail across replicas.
-                problems.append(
-                    f"PORTCULLIS_SIGNING_KEYS_FILE: {self.keys_file} is missing or unreadable; "
-                    "replicas sharing PostgreSQL must all load one key file (create it once "
-                    "with `portcullis keys rotate --activate-now` and mount it)"
-                )
+        problems = unsafe_problems(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -254,6 +188,23 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
+
+    @property
+    def issuers(self) -> tuple[IssuerConfig, ...]:
+        """The entries of `PORTCULLIS_TRUSTED_ISSUERS` (empty when unset)."""
+        return self._issuers
+
+    @property
+    def pool_size(self) -> int:
+        """Connections kept per worker process (`DB_POOL_SIZE`, or its old name)."""
+        if "db_pool_size" not in self.model_fields_set and self.database_pool_size is not None:
+            return self.database_pool_size
+        return self.db_pool_size
+
+    @property
+    def max_overflow(self) -> int:
+        """Extra connections a worker may open in a burst (unset: as many as the pool)."""
+        return self.pool_size if self.db_max_overflow is None else self.db_max_overflow
 
     @property
     def keys_file(self) -> Path:
@@ -283,7 +234,7 @@ class Settings(BaseSettings):
         out: dict[str, Any] = {}
         for name, value in effective.items():
             if isinstance(value, SecretStr):
-                out[name] = _redact_url(value.get_secret_value())
+                out[name] = redact_url(value.get_secret_value())
             elif isinstance(value, list):
                 out[name] = [str(item) for item in value]
             elif isinstance(value, Path):
@@ -291,21 +242,3 @@ class Settings(BaseSettings):
             else:
                 out[name] = value
         return out
-
-
-def _redact_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-DEV_CERT_MARKER = "Portcullis Development"
-
-
-def _is_dev_certificate(path: Path) -> bool:
-    """True when `path` is a certificate made by `make certs`."""
-    try:
-        from cryptography import x509
-
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return DEV_CERT_MARKER in cert.issuer.rfc4514_string()

@@ -1,9 +1,14 @@
 """Wires the per-app parts together and starts and stops them; does nothing else.
 
 One `Services` per app (no module globals): settings, database, keys, tokens, password
-hasher, limiter, denylist, blocks, metrics, Redis, and the jobs built on them: the signal
-bus (signalbus.py), readiness and upkeep (health.py) and the abuse policy
-(domain/abuse.py). `start` runs in `before_serving`, `stop` in `after_serving`.
+hasher, limiter, denylist, blocks, the record cache, metrics, Redis, and the jobs built
+on them: the signal bus (signalbus.py), readiness and upkeep (health.py) and the abuse
+policy (domain/abuse.py). Every cache of the request path is created and held here (or
+by a part held here), on the one cache type of `cache.py`.
+
+Constructing a `Services` touches nothing outside memory. `open` does the file and
+database work (the key file, the SQLite file); `start` (in `before_serving`) opens and
+starts the jobs, `stop` (in `after_serving`) ends them.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from typing import Any
 
 from .config import Settings
 from .domain.abuse import AbusePolicy
+from .domain.records import RecordCache
 from .health import Health
 from .metrics import Metrics
-from .models.issuers import load_issuers
 from .redisclient import close as close_redis
 from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
@@ -29,7 +34,6 @@ from .security.ratelimit import Limiter, RedisEngine
 from .security.tokens import TokenService
 from .signalbus import SignalBus
 from .store.db import Database
-from .store.records import RecordCache
 from .workers import register_worker, unregister_worker
 
 EXTENSION = "portcullis"
@@ -39,7 +43,7 @@ class Services:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.db = Database(settings.database_dsn, pool_size=settings.database_pool_size)
+        self.db = Database.for_settings(settings)
         self.keys = KeyManager(settings.keys_file)
         self.tokens = TokenService(
             self.keys,
@@ -55,7 +59,7 @@ class Services:
         self.redis: Any = make_client(settings.redis_dsn) if settings.redis_dsn else None
         self.key_consensus = KeyConsensus(self.db, self.keys, self.metrics)
         self.external = (
-            ExternalIssuers(load_issuers(settings.trusted_issuers), self.metrics)
+            ExternalIssuers(settings.issuers, self.metrics)
             if settings.trusted_issuers is not None
             else None
         )
@@ -65,7 +69,7 @@ class Services:
         self.failures = FailureCounter(
             self.limiter, settings.limits("block"), settings.block_exempt, settings.ipv6_prefix
         )
-        self.records: RecordCache[Any] = RecordCache()
+        self.records = RecordCache()
         self.bus = SignalBus(
             self.db, self.denylist, self.blocks, self.failures, self.redis, self.records
         )
@@ -89,7 +93,14 @@ class Services:
         )
         self._tasks: list[asyncio.Task[None]] = []
 
+    async def open(self) -> None:
+        """The file work, off the event loop: the key file (created once, then loaded) and
+        the database (a SQLite file created private, in WAL mode)."""
+        await asyncio.to_thread(self.keys.open)
+        await self.db.open()
+
     async def start(self) -> None:
+        await self.open()
         self.health.worker_dir = register_worker(self.settings.data_dir)
         await self.health.try_migrate()
         with contextlib.suppress(Exception):

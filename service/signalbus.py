@@ -46,12 +46,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .domain.records import RECORD_TTL_SECONDS, SIGNAL_KIND, Record, RecordCache
 from .logging import get_logger
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
 from .store import signals as signal_store
-from .store.db import Database
-from .store.records import RecordCache
+from .store.db import Database, now
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -84,7 +84,7 @@ class SignalBus:
         blocks: BlockList,
         failures: FailureCounter | None = None,
         redis: Any = None,
-        records: RecordCache[Any] | None = None,
+        records: RecordCache | None = None,
     ) -> None:
         self.db = db
         self.denylist = denylist
@@ -113,6 +113,16 @@ class SignalBus:
         self.apply(kind, value, until, data or None, signal_id)
         if kind in ("block", "unblock") and self.failures is not None:
             await self.failures.reset(value)
+
+    async def record_changed(self, conn: AsyncConnection, record: Record) -> None:
+        """In the caller's transaction: every process drops its cached copy of `record`
+        (domain/records). Kept twice the cache's TTL: a process polling late still sees it."""
+        await self.record(
+            conn,
+            kind=SIGNAL_KIND,
+            value=record.signal_value(),
+            until=now() + 2 * RECORD_TTL_SECONDS,
+        )
 
     async def announce(self) -> None:
         """After commit: wake the other processes now rather than at their next poll."""
@@ -172,8 +182,8 @@ class SignalBus:
         elif kind == "unblock":
             if self.blocks.remove(value, signal_id, until) and self.failures is not None:
                 self.failures.reset_here(value)
-        elif kind == "principal" and self.records is not None:
-            self.records.drop(value)
+        elif kind == SIGNAL_KIND and self.records is not None:
+            self.records.drop_signalled(value)
 
     def _apply_row(self, row: signal_store.Signal) -> None:
         self.apply(row.kind, row.value, row.expires_us / 1_000_000, row.data, row.id)

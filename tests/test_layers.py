@@ -38,6 +38,8 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.store",
             "service.models",
             "service.config",
+            "service.settings",
+            "service.cache",
             "service.errors",
             "service.metrics",
             "service.context",
@@ -123,3 +125,18 @@ def test_no_import_cycle() -> None:
 
     for module in sorted(MODULES):
         visit(module)
+
+
+# Settings are parsed before anything else exists: the settings modules read the
+# environment and files only, never the models (which may grow to need the settings).
+SETTINGS = ("service.config", "service.settings")
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if m.startswith(SETTINGS) and m in MODULES)
+)
+def test_settings_import_no_models(module: str) -> None:
+    models = sorted(
+        t for t in GRAPH[module] if t == "service.models" or t.startswith("service.models.")
+    )
+    assert not models, f"{module} imports the models: {', '.join(models)}"

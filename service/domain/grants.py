@@ -92,7 +92,7 @@ async def password_grant(
     report(verdict.as_decision())
     if not verdict.allowed:
         raise _throttled(svc, verdict)
-    user = await user_store.read_user_by_name(svc.db, username=username)
+    user = await user_store.get_user_by_name(svc.db, username=username)
     stored = user.password_hash if user is not None else None
     ok = await svc.passwords.verify_or_dummy(stored, password)
     if not ok or user is None or user.disabled:

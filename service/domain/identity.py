@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import Conflict, InactivePrincipal, OAuthError, ValidationFailed
@@ -19,10 +18,10 @@ from ..security.tokens import LEEWAY_SECONDS, Principal, TokenRejected
 from ..store import audit, sessions
 from ..store import signals as signal_store
 from ..store import users as user_store
-from ..store.db import Database, now
-from ..store.records import MAX_RECORDS, RECORD_TTL_SECONDS, RowViews
+from ..store.db import now
 from ..store.users import ClientRow, UserRow
 from .parts import Accounts, Profiles, Revoking, Signalling, Storage
+from .records import Record
 
 FIRST_PARTY_CLIENT = "portcullis"
 DUMMY_SECRET_HASH = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
@@ -69,44 +68,24 @@ async def profile(svc: Profiles, principal: Principal) -> UserPublic | ClientPub
     """The local record behind a valid token: its user, or for a client token its client.
     A record disabled or deleted since the token was issued is an InactivePrincipal."""
     if principal.is_client:
-        client = await cached_client(svc, principal.client_id)
-        if client is None or client.disabled:
+        client = await svc.records.client_view(svc.db, principal.client_id)
+        if client is None or client[0].disabled:
             raise InactivePrincipal("The client no longer exists.")
-        return _client_views.view(client, ClientPublic.from_row)
-    user = await cached_user(svc, principal.sub)
-    if user is None or user.disabled:
+        return client[1]
+    user = await svc.records.user_view(svc.db, principal.sub)
+    if user is None or user[0].disabled:
         raise InactivePrincipal("The user no longer exists.")
-    return _user_views.view(user, UserPublic.from_row)
-
-
-# The public model of a cached row, made once per row object (see RowViews).
-_user_views: RowViews[UserRow, UserPublic] = RowViews(MAX_RECORDS)
-_client_views: RowViews[ClientRow, ClientPublic] = RowViews(MAX_RECORDS)
+    return user[1]
 
 
 async def cached_user(svc: Profiles, user_id: str) -> UserRow | None:
-    """The user, from the record cache when this process read it lately (store/records)."""
-    row: UserRow | None = await _cached(
-        svc, f"user:{user_id}", lambda db: user_store.read_user(db, user_id=user_id)
-    )
-    return row
+    """The user, from the record cache when this process read it lately (domain/records)."""
+    return await svc.records.user(svc.db, user_id)
 
 
 async def cached_client(svc: Profiles, client_id: str) -> ClientRow | None:
     """The client, from the record cache when this process read it lately."""
-    row: ClientRow | None = await _cached(
-        svc, f"client:{client_id}", lambda db: user_store.read_client(db, client_id=client_id)
-    )
-    return row
-
-
-async def _cached(svc: Profiles, key: str, read: Callable[[Database], Awaitable[Any]]) -> Any:
-    row = svc.records.get(key)
-    if row is None:
-        row = await read(svc.db)
-        if row is not None:
-            svc.records.put(key, row)
-    return row
+    return await svc.records.client(svc.db, client_id)
 
 
 # Revocation -----------------------------------------------------------------------
@@ -198,10 +177,8 @@ async def update_user(
             return None
         disabled_now = changes.get("disabled") is True and not before.disabled
         role_changed = "role" in changes and changes["role"] != before.role
-        # every process drops its cached copy of this user (store/records)
-        await svc.bus.record(
-            conn, kind="principal", value=f"user:{user_id}", until=now() + 2 * RECORD_TTL_SECONDS
-        )
+        # every process drops its cached copy of this user (domain/records)
+        await svc.bus.record_changed(conn, Record("user", user_id))
         if disabled_now or role_changed:
             for session in await sessions.revoke_user_sessions(conn, user_id=user_id):
                 until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS

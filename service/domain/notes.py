@@ -95,7 +95,7 @@ async def create(db: Database, *, owner: str, data: NoteCreate, key: str | None)
 
 
 async def get(db: Database, *, owner: str, note_id: str) -> NoteRow:
-    note = await note_store.read_note(db, note_id=note_id, owner_id=owner)
+    note = await note_store.get_note(db, note_id=note_id, owner_id=owner)
     if note is None:
         raise NotFound()
     return note
@@ -104,7 +104,7 @@ async def get(db: Database, *, owner: str, note_id: str) -> NoteRow:
 async def list_notes(
     db: Database, *, owner: str, limit: int, after: tuple[int, str] | None, tag: str | None
 ) -> list[NoteRow]:
-    return await note_store.read_notes(db, owner_id=owner, limit=limit, after=after, tag=tag)
+    return await note_store.list_notes(db, owner_id=owner, limit=limit, after=after, tag=tag)
 
 
 async def update(

@@ -8,7 +8,7 @@ function that needs less asks for less (`Storage`, `Accounts`, `Signalling`,
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..config import Settings
 from ..metrics import Metrics
@@ -18,8 +18,8 @@ from ..security.ratelimit import Limiter
 from ..security.tokens import TokenService
 from ..signalbus import SignalBus
 from ..store.db import Database
-from ..store.records import RecordCache
 from .abuse import AbusePolicy
+from .records import RecordCache
 
 
 class Storage(Protocol):
@@ -29,7 +29,7 @@ class Storage(Protocol):
 class Profiles(Storage, Protocol):
     """Reading a token's own record: the database, behind the per-process record cache."""
 
-    records: RecordCache[Any]
+    records: RecordCache
 
 
 class Accounts(Storage, Protocol):

@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet
 
 from ..logging import get_logger
 from ..metrics import Metrics
-from ..models.issuers import IssuerConfig
+from ..settings.issuers import IssuerConfig
 from .issuer_fetch import Fetcher, FetchError, origin
 
 log = get_logger("portcullis.issuers")

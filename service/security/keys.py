@@ -1,8 +1,8 @@
 """Signing keys: an RFC 7517 JWK Set file of private keys; the last key is current.
 
-The file is created on first start (mode 0600) without a race when several workers
-start at once: each writes a private temporary file and `os.link`s it into place,
-which fails for all but the first. `rotate` appends a new key under an exclusive
+The file is created on first start (`KeyManager.open`, mode 0600) without a race when
+several workers start at once: each writes a private temporary file and `os.link`s it
+into place, which fails for all but the first. `rotate` appends a new key under an exclusive
 `flock` and replaces the file atomically. Running processes notice the new file by its
 modification time (the upkeep loop looks every few seconds).
 
@@ -166,21 +166,35 @@ class KeyRing:
 
 
 class KeyManager:
-    """Holds the current KeyRing and reloads it when the file changes."""
+    """Holds the current KeyRing and reloads it when the file changes. Constructing it
+    touches no file; `open()` (at start-up) creates the file if missing and loads it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        ensure_keys_file(path)
+        self._ring: KeyRing | None = None
+
+    def open(self) -> KeyManager:
+        """Create the key file with one key unless it exists, then load it (blocking file
+        I/O: start-up only, `Services.open` runs it in a worker thread)."""
+        ensure_keys_file(self.path)
         with contextlib.suppress(OSError):
-            os.chmod(path, 0o600)
-        self.ring = KeyRing.load(path)
+            os.chmod(self.path, 0o600)
+        self._ring = KeyRing.load(self.path)
+        return self
+
+    @property
+    def ring(self) -> KeyRing:
+        ring = self._ring
+        if ring is None:
+            raise RuntimeError(f"the signing keys ({self.path}) are not loaded: open() first")
+        return ring
 
     def signing(self) -> KeyRing:
         """The ring to sign with: switches to a published key once it activates."""
         ring = self.ring
         now = time.time()
         if now >= ring.next_activation:
-            ring = self.ring = KeyRing.build(list(ring.keys), ring.mtime_ns, now)
+            ring = self._ring = KeyRing.build(list(ring.keys), ring.mtime_ns, now)
         return ring
 
     def maybe_reload(self) -> bool:
@@ -190,5 +204,5 @@ class KeyManager:
             return False
         if mtime == self.ring.mtime_ns:
             return False
-        self.ring = KeyRing.load(self.path)
+        self._ring = KeyRing.load(self.path)
         return True

@@ -128,6 +128,7 @@ async def migrate(db: Database) -> list[int]:
 async def migration_transaction(db: Database) -> AsyncIterator[AsyncConnection]:
     """The transaction revisions run in (for `migrate` and the `alembic` command): one
     process at a time; on SQLite, without foreign key actions, checked before commit."""
+    await db.open()
     async with db.engine.connect() as conn:
         if db.dialect == "sqlite":
             await _sqlite_foreign_keys(conn, on=False)

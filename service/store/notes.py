@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import BindParameter
 
-from .db import Database, now_us
+from .db import Conn, first, now_us, rows
 from .tables import note_tags, notes
 
 
@@ -28,8 +28,8 @@ class NoteRow:
     version: int
 
 
-# The hot statements are built once (R5): building a statement and its cache key per
-# call cost about as much as running it on SQLite.
+# The hot statements are built once: building a statement and its cache key per call
+# costs about as much as running it on SQLite.
 _INSERT_NOTE = notes.insert()
 _INSERT_TAGS = note_tags.insert()
 _DELETE_TAGS = delete(note_tags).where(note_tags.c.note_id == bindparam("note_id"))
@@ -115,19 +115,13 @@ async def create_note(
     return note
 
 
-async def get_note(conn: AsyncConnection, *, note_id: str, owner_id: str) -> NoteRow | None:
-    row = (await conn.execute(_GET_NOTE, {"note_id": note_id, "owner_id": owner_id})).first()
+async def get_note(conn: Conn, *, note_id: str, owner_id: str) -> NoteRow | None:
+    row = await first(conn, _GET_NOTE, {"note_id": note_id, "owner_id": owner_id})
     return _note(row) if row else None
 
 
-async def read_note(db: Database, *, note_id: str, owner_id: str) -> NoteRow | None:
-    """The note, read outside a transaction (the request path's reads)."""
-    row = await db.fetch_one(_GET_NOTE, {"note_id": note_id, "owner_id": owner_id})
-    return _note(row) if row else None
-
-
-async def read_notes(
-    db: Database,
+async def list_notes(
+    conn: Conn,
     *,
     owner_id: str,
     limit: int,
@@ -142,7 +136,7 @@ async def read_notes(
     if after is not None:
         params["after_created"], params["after_id"] = after
     query = _PAGES[(tag is not None, after is not None)]
-    return [_note(row) for row in await db.fetch(query, params)]
+    return [_note(row) for row in await rows(conn, query, params)]
 
 
 async def update_note(

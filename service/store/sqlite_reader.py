@@ -1,13 +1,14 @@
 """Single-statement reads of a SQLite file in one thread hop, without SQLAlchemy's engine.
 
-Through the async engine, reading one note cost about 300 µs of CPU on this project's
-benchmark machine, of which the statement itself (sqlite3, page in cache) is about 5 µs
-and aiosqlite's hop to its thread and back about 15 µs: the rest is the engine around
-them (pool checkout and return with their events, greenlet switches, execution context,
-result proxy). The hot reads of the request path (a note, a page of notes, a user or
-client row) go through here instead: each statement is compiled once by SQLAlchemy for
-the SQLite dialect (its SQL, the order of its parameters, SQLAlchemy's own bind and
-result conversions), then runs on one aiosqlite connection kept for reads (`query_only`).
+Through the async engine, most of a one-row read's CPU time is the engine around the
+statement (pool checkout and return with their events, greenlet switches, execution
+context, result proxy), not SQLite or aiosqlite's hop (figures: bench/PROFILE.md). The
+reads outside a transaction (`Database.fetch`, reached through `store.db.rows`) go
+through here instead: each statement is compiled once by SQLAlchemy for the SQLite
+dialect through its public compiler attributes (`string`, `positiontup`, `binds`, the
+statement's `selected_columns` and their types' bind and result processors), then runs
+on one aiosqlite connection kept for reads (`query_only`). `tests/store/test_sqlite_reader`
+checks every store statement against the engine's own answer.
 
 Semantics are those of `Database.read()` on SQLite: no transaction, each statement reads
 one WAL snapshot beside the writer, committed writes are seen by the next statement.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections import OrderedDict, namedtuple
+from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ import aiosqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
+
+from ..cache import BoundedCache
 
 _MAX_COMPILED = 256
 _REQUIRED = object()
@@ -61,9 +64,10 @@ def compile_select(statement: Select[Any], dialect: Dialect) -> Compiled | None:
         binds.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
     names = []
     columns = []
-    for entry in compiled._result_columns:
-        names.append(entry.keyname)
-        columns.append(entry.type.dialect_impl(dialect).result_processor(dialect, None))
+    # The statement's own selected columns, in the order the compiled SQL selects them.
+    for name, column in statement.selected_columns.items():
+        names.append(name)
+        columns.append(column.type.dialect_impl(dialect).result_processor(dialect, None))
     return Compiled(
         sql=compiled.string,
         binds=tuple(binds),
@@ -78,7 +82,9 @@ class SqliteReader:
     def __init__(self, database: Path, dialect: Dialect) -> None:
         self.database = database
         self.dialect = dialect
-        self._compiled: OrderedDict[int, tuple[Select[Any], Compiled | None]] = OrderedDict()
+        self._compiled: BoundedCache[int, tuple[Select[Any], Compiled | None]] = BoundedCache(
+            _MAX_COMPILED
+        )
         self._conn: aiosqlite.Connection | None = None
         self._opening: asyncio.Future[aiosqlite.Connection] | None = None
 
@@ -87,9 +93,7 @@ class SqliteReader:
         entry = self._compiled.get(key)
         if entry is None:
             entry = (statement, compile_select(statement, self.dialect))
-            self._compiled[key] = entry
-            if len(self._compiled) > _MAX_COMPILED:
-                self._compiled.popitem(last=False)
+            self._compiled.put(key, entry)
         return entry[1]
 
     async def fetch(self, compiled: Compiled, params: Mapping[str, Any]) -> list[Any]:

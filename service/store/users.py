@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import Database, now_us, typed_row
+from .db import Conn, first, now_us, rows, typed_row
 from .tables import clients, users
 
 
@@ -39,8 +39,8 @@ class ClientRow:
     created_us: int
 
 
-# The hot statements are built once (R5): building a statement and its cache key per
-# call cost about as much as running it on SQLite.
+# The hot statements are built once: building a statement and its cache key per call
+# costs about as much as running it on SQLite.
 _GET_USER = select(users).where(users.c.id == bindparam("user_id"))
 _GET_USER_FOR_UPDATE = _GET_USER.with_for_update()
 _GET_USER_BY_NAME = select(users).where(users.c.username == bindparam("username"))
@@ -68,22 +68,16 @@ async def create_user(
     return user
 
 
-async def get_user(conn: AsyncConnection, *, user_id: str, lock: bool = False) -> UserRow | None:
-    """The user; with `lock`, its row stays locked until the transaction ends
-    (PostgreSQL `FOR UPDATE`; SQLite's write transactions are serial anyway)."""
+async def get_user(conn: Conn, *, user_id: str, lock: bool = False) -> UserRow | None:
+    """The user; with `lock` (in a transaction), its row stays locked until the
+    transaction ends (PostgreSQL `FOR UPDATE`; SQLite's write transactions are serial)."""
     query = _GET_USER_FOR_UPDATE if lock else _GET_USER
-    row = (await conn.execute(query, {"user_id": user_id})).first()
+    row = await first(conn, query, {"user_id": user_id})
     return typed_row(UserRow, row) if row else None
 
 
-async def read_user(db: Database, *, user_id: str) -> UserRow | None:
-    """The user, read outside a transaction (the request path's reads)."""
-    row = await db.fetch_one(_GET_USER, {"user_id": user_id})
-    return typed_row(UserRow, row) if row else None
-
-
-async def read_user_by_name(db: Database, *, username: str) -> UserRow | None:
-    row = await db.fetch_one(_GET_USER_BY_NAME, {"username": username})
+async def get_user_by_name(conn: Conn, *, username: str) -> UserRow | None:
+    row = await first(conn, _GET_USER_BY_NAME, {"username": username})
     return typed_row(UserRow, row) if row else None
 
 
@@ -106,9 +100,7 @@ async def update_user(
     return await get_user(conn, user_id=user_id)
 
 
-async def list_users(
-    conn: AsyncConnection, *, limit: int, after: tuple[int, str] | None
-) -> list[UserRow]:
+async def list_users(conn: Conn, *, limit: int, after: tuple[int, str] | None) -> list[UserRow]:
     """Newest first, keyset-paged by (created_us, id)."""
     query = select(users).order_by(users.c.created_us.desc(), users.c.id.desc()).limit(limit)
     if after is not None:
@@ -117,7 +109,7 @@ async def list_users(
             (users.c.created_us < created)
             | ((users.c.created_us == created) & (users.c.id < last_id))
         )
-    return [typed_row(UserRow, row) for row in await conn.execute(query)]
+    return [typed_row(UserRow, row) for row in await rows(conn, query, {})]
 
 
 async def create_client(
@@ -135,6 +127,6 @@ async def create_client(
     return client
 
 
-async def read_client(db: Database, *, client_id: str) -> ClientRow | None:
-    row = await db.fetch_one(_GET_CLIENT, {"client_id": client_id})
+async def get_client(conn: Conn, *, client_id: str) -> ClientRow | None:
+    row = await first(conn, _GET_CLIENT, {"client_id": client_id})
     return typed_row(ClientRow, row) if row else None

@@ -9,7 +9,7 @@ import httpx
 from quart import Quart
 from sqlalchemy import delete, update
 
-from service.store.records import RECORD_TTL_SECONDS
+from service.domain.records import RECORD_TTL_SECONDS
 from service.store.tables import clients, users
 from tests.conftest import PASSWORD, bearer, client_token, register, svc_of, user_token
 
@@ -35,7 +35,7 @@ async def test_profile_of_a_user_and_of_a_client(app: Quart, client: httpx.Async
 
 def outlive_the_record_cache(app: Quart) -> None:
     """Move the record cache's clock past its TTL: what a change made outside the service
-    (no `principal` signal) waits for (service/store/records.py)."""
+    (no `principal` signal) waits for (service/domain/records.py)."""
     records = svc_of(app).records
     records.clock = lambda: time.monotonic() + RECORD_TTL_SECONDS + 1
 

@@ -13,10 +13,10 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
-from service.models.issuers import IssuerConfig, load_issuers
 from service.security import issuer_fetch, issuer_keys, issuers
 from service.security.issuer_keys import IssuerKeys
 from service.security.issuers import Rejected, external_subject, verify_external
+from service.settings.issuers import IssuerConfig, load_issuers
 from tests.support.jwks_server import JsonServer, json_server
 
 

@@ -27,14 +27,14 @@ def test_concurrent_first_start_creates_one_key(tmp_path: Path) -> None:
 
 
 def test_public_jwks_never_has_private_members(tmp_path: Path) -> None:
-    manager = KeyManager(tmp_path / "jwks.json")
+    manager = KeyManager(tmp_path / "jwks.json").open()
     for key in manager.ring.public_jwks["keys"]:
         assert "d" not in key and key["use"] == "sig" and key["alg"] == "ES256"
 
 
 def test_rotation_retires_keys_after_their_tokens_expire(tmp_path: Path) -> None:
     path = tmp_path / "jwks.json"
-    manager = KeyManager(path)
+    manager = KeyManager(path).open()
     first = manager.ring.current_kid
     rotate(path, max_token_ttl=600, activation_seconds=0)
     assert manager.maybe_reload() and manager.ring.current_kid != first
@@ -52,7 +52,7 @@ def test_rotated_key_is_published_before_it_signs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "jwks.json"
-    manager = KeyManager(path)
+    manager = KeyManager(path).open()
     first = manager.ring.current_kid
     new = rotate(path, max_token_ttl=600, activation_seconds=600)
     assert manager.maybe_reload()
@@ -72,7 +72,7 @@ def test_rotated_key_is_published_before_it_signs(
 
 def test_pending_key_survives_another_rotation(tmp_path: Path) -> None:
     path = tmp_path / "jwks.json"
-    manager = KeyManager(path)
+    manager = KeyManager(path).open()
     first = manager.ring.current_kid
     pending = rotate(path, max_token_ttl=60, activation_seconds=600)
     urgent = rotate(path, max_token_ttl=60, activation_seconds=0)

@@ -19,7 +19,7 @@ from tests.conftest import bearer, login, register
 
 
 def service(tmp_path: Path, ttl: int = 600) -> TokenService:
-    keys = KeyManager(tmp_path / "keys" / "jwks.json")
+    keys = KeyManager(tmp_path / "keys" / "jwks.json").open()
     return TokenService(keys, issuer="https://issuer.test", audience="portcullis", access_ttl=ttl)
 
 

@@ -21,7 +21,7 @@ async def test_a_later_page_searches_the_index_from_the_cursor(
     params |= {"after_id": note.id, "limit": 20}
     statement = compiled.sql
     parameters = tuple(params.get(name, default) for name, default, _ in compiled.binds)
-    [row] = await note_store.read_notes(
+    [row] = await note_store.list_notes(
         db, owner_id="o", limit=20, after=(note.created_us + 1, note.id), tag=tag
     )
     assert row == note

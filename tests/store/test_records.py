@@ -1,5 +1,6 @@
-"""The record cache: a token's own user or client row is read once per process, and a
-change to the user reaches every process's cache (no stale role or state)."""
+"""The record cache (domain/records.py) on the one cache type (cache.py): a token's own
+user or client row is read once per process, and a change to the user reaches every
+process's cache (no stale role or state)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from typing import Any
 
 import pytest
 
+from service.cache import BoundedCache
+from service.domain.records import Record, RecordCache
 from service.store import users as user_store
-from service.store.records import RecordCache, RowViews
+from service.store.db import Database
 from service.store.users import UserRow
 from tests.conftest import PASSWORD, bearer, client_token, login, register, svc_of, two_instances
 
 
 def test_entries_expire_and_the_cache_is_bounded() -> None:
     now = [100.0]
-    cache: RecordCache[str] = RecordCache(ttl=5, max_entries=2, clock=lambda: now[0])
+    cache: BoundedCache[str, str] = BoundedCache(2, ttl=5, clock=lambda: now[0])
     cache.put("a", "1")
     cache.put("b", "2")
     cache.put("c", "3")  # the oldest goes
@@ -26,24 +29,42 @@ def test_entries_expire_and_the_cache_is_bounded() -> None:
     assert cache.get("c") is None
 
 
-def test_a_row_view_is_made_once_per_row_object() -> None:
+async def test_a_row_view_is_made_once_per_row_object(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     made: list[UserRow] = []
+    rows = {"u_1": UserRow("u_1", "ann", "hash", "user", False, 1, 1)}
 
-    def make(row: UserRow) -> str:
+    async def stored(_db: Any, *, user_id: str) -> UserRow | None:
+        return rows.get(user_id)
+
+    monkeypatch.setattr(user_store, "get_user", stored)
+
+    def view_of(row: UserRow) -> str:
         made.append(row)
         return f"{row.username}:{row.role}"
 
-    views: RowViews[UserRow, str] = RowViews(max_entries=3)
-    row = UserRow("u_1", "ann", "hash", "user", False, 1, 1)
-    assert views.view(row, make) == "ann:user" and views.view(row, make) == "ann:user"
+    monkeypatch.setattr("service.domain.records.UserPublic.from_row", view_of)
+    views = RecordCache(max_entries=3)
+
+    async def view(user_id: str) -> Any:
+        found = await views.user_view(db, user_id)
+        return found[1] if found else None
+
+    row = rows["u_1"]
+    assert await view("u_1") == "ann:user" and await view("u_1") == "ann:user"
     assert made == [row]
     # a changed record is a new row object, even with equal fields: a new view
-    promoted = UserRow("u_1", "ann", "hash", "admin", False, 1, 2)
-    assert views.view(promoted, make) == "ann:admin"
-    twin = UserRow("u_1", "ann", "hash", "user", False, 1, 1)
-    assert twin == row and views.view(twin, make) == "ann:user" and len(made) == 3
+    promoted = rows["u_1"] = UserRow("u_1", "ann", "hash", "admin", False, 1, 2)
+    views.drop(Record("user", "u_1"))
+    assert await view("u_1") == "ann:admin"
+    twin = rows["u_1"] = UserRow("u_1", "ann", "hash", "user", False, 1, 1)
+    views.drop_signalled(Record("user", "u_1").signal_value())
+    assert twin == row and await view("u_1") == "ann:user" and len(made) == 3
+    assert made[1] is promoted
     for n in range(10):  # bounded
-        views.view(UserRow(f"u_{n}", "x", "h", "user", False, 1, 1), make)
+        rows[f"u_{n}"] = UserRow(f"u_{n}", "x", "h", "user", False, 1, 1)
+        await view(f"u_{n}")
         assert len(views) <= 3
 
 
@@ -51,13 +72,14 @@ async def test_the_profile_is_read_once_per_process(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: list[str] = []
-    original = user_store.read_user
+    original = user_store.get_user
 
-    async def counting(db: Any, *, user_id: str) -> Any:
-        reads.append(user_id)
-        return await original(db, user_id=user_id)
+    async def counting(db: Any, *, user_id: str, **kwargs: Any) -> Any:
+        if isinstance(db, Database):  # a read outside a transaction: the request path's
+            reads.append(user_id)
+        return await original(db, user_id=user_id, **kwargs)
 
-    monkeypatch.setattr(user_store, "read_user", counting)
+    monkeypatch.setattr(user_store, "get_user", counting)
     async with two_instances(settings) as (_, _, ca, _):
         await register(ca, "reader")
         token = bearer((await login(ca, "reader"))["access_token"])
@@ -90,4 +112,4 @@ async def test_a_role_change_reaches_every_process_cache(settings: Any) -> None:
 async def test_client_credentials_read_the_client_once(app: Any, client: Any) -> None:
     created, _ = await client_token(app, client, ["notes:read"])
     records = svc_of(app).records
-    assert records.get(f"client:{created.client_id}") is not None
+    assert records.get(Record("client", created.client_id)) is not None

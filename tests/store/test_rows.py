@@ -34,7 +34,7 @@ async def test_keyset_pages_neither_repeat_nor_skip(db: Database) -> None:
     seen: list[str] = []
     after: tuple[int, str] | None = None
     while True:
-        rows = await note_store.read_notes(db, owner_id="o", limit=2, after=after, tag=None)
+        rows = await note_store.list_notes(db, owner_id="o", limit=2, after=after, tag=None)
         seen += [r.id for r in rows]
         if len(rows) < 2:
             break

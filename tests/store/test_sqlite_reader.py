@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.exc import DBAPIError
 
 from service.store import db as db_module
@@ -34,10 +35,10 @@ async def test_a_read_sees_the_write_committed_just_before(db: Database) -> None
     for i in range(20):
         async with db.begin() as conn:
             note = await note_store.create_note(conn, owner_id="o", title=f"{i}", body="", tags=[])
-        assert await note_store.read_note(db, note_id=note.id, owner_id="o") == note
+        assert await note_store.get_note(db, note_id=note.id, owner_id="o") == note
         async with db.begin() as conn:
             await conn.execute(notes.delete().where(notes.c.id == note.id))
-        assert await note_store.read_note(db, note_id=note.id, owner_id="o") is None
+        assert await note_store.get_note(db, note_id=note.id, owner_id="o") is None
 
 
 async def test_the_reader_connection_cannot_write(db: Database) -> None:
@@ -54,10 +55,10 @@ async def test_a_driver_error_is_a_dbapi_error_and_the_reader_recovers(db: Datab
     async with db.begin() as conn:
         await conn.execute(text("ALTER TABLE notes RENAME TO notes_away"))
     with pytest.raises(DBAPIError):
-        await note_store.read_note(db, note_id="x", owner_id="o")
+        await note_store.get_note(db, note_id="x", owner_id="o")
     async with db.begin() as conn:
         await conn.execute(text("ALTER TABLE notes_away RENAME TO notes"))
-    assert await note_store.read_note(db, note_id="x", owner_id="o") is None
+    assert await note_store.get_note(db, note_id="x", owner_id="o") is None
 
 
 async def test_a_missing_parameter_is_refused_not_read_as_null(db: Database) -> None:
@@ -129,3 +130,39 @@ async def test_a_writer_waiting_too_long_gets_a_timeout(
     await holder
     async with db.begin():  # the turn is free again
         pass
+
+
+async def test_every_store_statement_reads_as_through_the_engine(db: Database) -> None:
+    """The reader compiles through SQLAlchemy's public compiler attributes: for each hot
+    statement of the store, its rows (values, conversions, column names) are exactly the
+    engine's, so an upgrade that changes what those attributes mean fails here."""
+    async with db.begin() as conn:
+        user = await user_store.create_user(conn, username="u1", password_hash="-", role="user")
+        await user_store.update_user(conn, user_id=user.id, changes={"disabled": True})
+        await user_store.create_client(
+            conn, client_id="c1", name="robot", secret_hash="h", scopes="notes:read"
+        )
+        for i in range(3):
+            note = await note_store.create_note(
+                conn, owner_id="o", title=f"t{i}", body="b", tags=["x", "y"]
+            )
+    after: dict[str, Any] = {"after_created": note.created_us + 1, "after_id": note.id}
+    cases: list[tuple[Select[Any], dict[str, Any]]] = [
+        (user_store._GET_USER, {"user_id": user.id}),
+        (user_store._GET_USER_BY_NAME, {"username": "u1"}),
+        (user_store._GET_CLIENT, {"client_id": "c1"}),
+        (note_store._GET_NOTE, {"note_id": note.id, "owner_id": "o"}),
+        (note_store._PAGES[(False, False)], {"owner_id": "o", "limit": 2}),
+        (note_store._PAGES[(False, True)], {"owner_id": "o", "limit": 5, **after}),
+        (note_store._PAGES[(True, False)], {"owner_id": "o", "tag": "x", "limit": 2}),
+        (note_store._PAGES[(True, True)], {"owner_id": "o", "tag": "y", "limit": 5, **after}),
+    ]
+    assert db.reader is not None
+    for statement, params in cases:
+        assert db.reader.compiled(statement) is not None  # the reader runs it
+        fast = await db.fetch(statement, params)
+        async with db.read() as conn:
+            slow = (await conn.execute(statement, params)).all()
+        assert fast, statement
+        assert [tuple(r) for r in fast] == [tuple(r) for r in slow]
+        assert [r._fields for r in fast] == [tuple(r._fields) for r in slow]

@@ -41,13 +41,13 @@ async def test_hot_reads_reuse_their_prebuilt_statements(
     event.listen(db.engine.sync_engine, "before_execute", capture)
     try:
         for _ in range(2):
-            assert await user_store.read_user(db, user_id=user.id) == user
-            assert await user_store.read_user_by_name(db, username="u1") == user
-            assert await user_store.read_client(db, client_id="none") is None
-            assert await note_store.read_note(db, note_id=note.id, owner_id="o") == note
+            assert await user_store.get_user(db, user_id=user.id) == user
+            assert await user_store.get_user_by_name(db, username="u1") == user
+            assert await user_store.get_client(db, client_id="none") is None
+            assert await note_store.get_note(db, note_id=note.id, owner_id="o") == note
             for tag in (None, "x"):
                 for after in (None, (note.created_us + 1, note.id)):
-                    [row] = await note_store.read_notes(
+                    [row] = await note_store.list_notes(
                         db, owner_id="o", limit=5, after=after, tag=tag
                     )
                     assert row == note

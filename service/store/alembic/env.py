@@ -21,7 +21,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_from_settings() -> None:
-    db = Database(Settings().database_dsn)
+    db = Database.for_settings(Settings())
     try:
         async with migrations.migration_transaction(db) as conn:  # as `migrate` runs
             await conn.run_sync(_run)

@@ -1,4 +1,5 @@
-"""The trusted-issuers file (`PORTCULLIS_TRUSTED_ISSUERS`): its entries, read and checked."""
+"""The trusted-issuers file (`PORTCULLIS_TRUSTED_ISSUERS`): its entries, read and checked
+once, when the settings are parsed (`Settings.issuers`)."""
 
 from __future__ import annotations
 
