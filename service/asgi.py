@@ -17,11 +17,11 @@ prepare_multiprocess_dir(settings.data_dir)
 
 from .app import create_app  # noqa: E402
 from .drain import install as install_drain  # noqa: E402
-from .logging import batch_access_lines  # noqa: E402
+from .logging import batch_lines  # noqa: E402
 from .services import EXTENSION  # noqa: E402
 
 app = create_app(settings)
-batch_access_lines()  # one write per event-loop iteration (service/logging.py)
+batch_lines()  # one write per event-loop iteration (service/logging.py)
 install_drain(app.extensions[EXTENSION].health.begin_drain, settings.drain_seconds)
 
 

@@ -43,6 +43,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.errors",
             "service.metrics",
             "service.context",
+            "service.problem",
             "service.files",
             "service.redisclient",
             "service.workers",
@@ -125,3 +126,12 @@ def test_no_import_cycle() -> None:
 
     for module in sorted(MODULES):
         visit(module)
+
+
+def test_the_middleware_imports_nothing_from_the_api() -> None:
+    """The ASGI layer runs before the app and stays free of the framework: it renders its
+    answers with `service.problem`, never through `service.api` (Quart, SQLAlchemy...)."""
+    for module, targets in GRAPH.items():
+        if module == "service.middleware" or module.startswith("service.middleware."):
+            api = sorted(t for t in targets if t == "service.api" or t.startswith("service.api."))
+            assert not api, f"{module} imports {', '.join(api)}"

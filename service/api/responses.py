@@ -1,8 +1,8 @@
-"""Fast JSON responses (and a request that remembers its blueprints).
+"""The service's Quart: fast JSON responses, and a request that remembers its blueprints.
 
 quart-schema converts every handler result through `model_dump`, which builds a new
-pydantic `TypeAdapter` for each plain dict (body and headers alike): about a tenth of
-the CPU of a small request on this project's benchmark. Results that are already JSON-able
+pydantic `TypeAdapter` for each plain dict (body and headers alike), a noticeable share
+of a small request's CPU (bench/PROFILE.md). Results that are already JSON-able
 (pydantic models, dicts, lists) are serialised here directly instead; anything else
 still goes through quart-schema.
 """
@@ -10,11 +10,11 @@ still goes through quart-schema.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
 from quart import Quart, Request, Response
+from quart.typing import ResponseTypes
 
 _JSON = "application/json"
 
@@ -44,10 +44,14 @@ class FastRequest(Request):
         return names
 
 
-def install_fast_responses(app: Quart) -> None:
-    slow: Callable[[Any], Awaitable[Response]] = app.make_response  # type: ignore[assignment]
+class PortcullisQuart(Quart):
+    """Quart with `FastRequest` and a `make_response` that serialises JSON-able results
+    directly (quart-schema's own conversion sits in Quart's `make_response`, which
+    this falls back to for anything else)."""
 
-    async def make_response(result: Any) -> Response:
+    request_class = FastRequest
+
+    async def make_response(self, result: Any) -> ResponseTypes:
         value, status, headers = result, None, None
         if isinstance(result, tuple):
             if len(result) == 3:
@@ -57,14 +61,11 @@ def install_fast_responses(app: Quart) -> None:
                 status, headers = (second, None) if isinstance(second, int) else (None, second)
         body = _body(value)
         if body is None:
-            return await slow(result)
+            return await super().make_response(result)
         response = Response(body, status=status or 200, content_type=_JSON)
         if headers:
             response.headers.update(headers)
         return response
-
-    app.make_response = make_response  # type: ignore[method-assign]
-    app.request_class = FastRequest
 
 
 def no_content(status: int = 204) -> Response:

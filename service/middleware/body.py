@@ -7,7 +7,7 @@ import contextlib
 import enum
 from dataclasses import dataclass
 
-from ..api.problems import send_problem
+from ..problem import send_problem
 from .asgi import ASGIApp, Message, Receive, Scope, Send
 
 MAX_HEAD_BYTES = 16 * 1024
