@@ -232,18 +232,29 @@ class _LineLogger:
     debug = info = warning = warn = error = critical = fatal = exception = log = msg
 
 
+# The one chain, replaced in place by `configure_logging` (so loggers made before see it).
+_PROCESSORS: list[Processor] = [structlog.processors.format_exc_info, _shape, _render_json]
+
+
+class LineFormatter(structlog.stdlib.ProcessorFormatter):
+    """A `logging.Formatter` rendering any record through the one chain (hypercorn.toml's
+    log configuration names it, as `JsonFormatter`)."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        super().__init__(processors=_PROCESSORS, foreign_pre_chain=[structlog.stdlib.ExtraAdder()])
+
+
+JsonFormatter = LineFormatter
+
+
 class _Handler(logging.Handler):
-    """The standard library's records, rendered by the same chain into the same sink."""
+    """The standard library's records, rendered by the one chain into the one sink."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             _sink.write(self.format(record) + "\n")
         except Exception:
             self.handleError(record)
-
-
-# The one chain, replaced in place by `configure_logging` (so loggers made before see it).
-_PROCESSORS: list[Processor] = [structlog.processors.format_exc_info, _shape, _render_json]
 
 
 def choose_format(chosen: LogFormat | None, env: str, stream: Any = None) -> LogFormat:
@@ -271,13 +282,7 @@ def configure_logging(level: str = "INFO", stream: Any = None, fmt: LogFormat = 
         tail.append(_render_json)
     _PROCESSORS[:] = tail
     handler = _Handler()
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processors=[*tail],
-            foreign_pre_chain=[structlog.stdlib.ExtraAdder()],
-            pass_foreign_args=False,
-        )
-    )
+    handler.setFormatter(LineFormatter())
     handler._portcullis = True  # type: ignore[attr-defined]
     root = logging.getLogger()
     for existing in list(root.handlers):
