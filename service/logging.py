@@ -11,8 +11,6 @@ renders the same fields through structlog's ConsoleRenderer instead, for people.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import datetime
 import json
 import logging
@@ -20,72 +18,25 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any, Literal, cast
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from .context import request_facts
+from .logsink import batch_lines, sink
+from .redaction import _SUSPECT, REDACTED, _secret_key, _suspect, redact_value
 
 LogFormat = Literal["json", "console"]
-REDACTED = "[REDACTED]"
-_SECRET_KEYS = re.compile(
-    r"pass(word)?|secret|token|authorization|cookie|api[_-]?key|credential|private|"
-    r"assertion|signature",
-    re.IGNORECASE,
-)
-# Values that look like secrets wherever they appear: JWTs, bearer/basic credentials,
-# passwords inside URLs.
-_SECRET_VALUES = (
-    (re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), REDACTED),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
-    (re.compile(r"(://[^:/@\s]*:)[^@\s]*@"), r"\1" + REDACTED + "@"),
-    (re.compile(r"(?i)((?:password|client_secret|refresh_token|token)=)[^&\s]*"), r"\1" + REDACTED),
-)
-# Cheap pre-check: a value none of the patterns could match is left alone.
-_SUSPECT = re.compile(r"(?i)eyJ|bearer|basic|://|=")
-
-
-def _suspect(value: str) -> bool:
-    """`_SUSPECT.search(value)`, as substring tests when the text is ASCII (where
-    ignoring case is lowering it), which is cheaper than the regular expression."""
-    if value.isascii():
-        low = value.lower()
-        return "eyj" in low or "bearer" in low or "basic" in low or "://" in low or "=" in low
-    return _SUSPECT.search(value) is not None
-
-
-_SAFE_KEYS = frozenset({"event", "reason", "token_type_hint", "grant_type"})
-
-
-@lru_cache(maxsize=1024)
-def _secret_key(key: str) -> bool:
-    return key not in _SAFE_KEYS and _SECRET_KEYS.search(key) is not None
-
-
-def redact_value(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, str):
-        if not _suspect(value):
-            return value
-        for pattern, replacement in _SECRET_VALUES:
-            value = pattern.sub(replacement, value)
-        return value
-    if depth > 6:
-        return value
-    if isinstance(value, Mapping):
-        return {
-            key: (
-                REDACTED
-                if isinstance(key, str) and _secret_key(key)
-                else redact_value(item, depth + 1)
-            )
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact_value(item, depth + 1) for item in value]
-    return value
+__all__ = [
+    "REDACTED",
+    "_SUSPECT",
+    "_suspect",
+    "access_line",
+    "batch_lines",
+    "get_logger",
+    "redact_value",
+]
 
 
 class _Second:
@@ -175,59 +126,11 @@ def _lower_level(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
     return event_dict
 
 
-class _Sink:
-    """Where every line goes: the stream `configure_logging` was given, else whatever
-    `sys.stdout` is now (tests swap it).
-
-    In a serving worker (`batch_lines`), the lines of one event-loop iteration are written
-    and flushed together by a callback the loop runs next: one system call per iteration
-    instead of one per request, each line out within an iteration of its request's end.
-    Elsewhere (the CLI, tests, embedding) a line is written at once."""
-
-    __slots__ = ("batch", "pending", "stream")
-
-    def __init__(self) -> None:
-        self.stream: Any = None
-        self.batch = False
-        self.pending: list[str] = []
-
-    def write(self, line: str) -> None:
-        self.pending.append(line)
-        if self.batch:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                if len(self.pending) == 1:
-                    loop.call_soon(self.flush)
-                return
-        self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        text = self.pending[0] if len(self.pending) == 1 else "".join(self.pending)
-        self.pending = []
-        stream = self.stream or sys.stdout
-        stream.write(text)
-        stream.flush()
-
-
-_sink = _Sink()
-atexit.register(_sink.flush)  # lines of a last iteration the loop did not run
-
-
-def batch_lines() -> None:
-    """Write lines once per event-loop iteration (a serving worker's setting)."""
-    _sink.batch = True
-
-
 class _LineLogger:
     """structlog's wrapped logger: hands each rendered line to the sink."""
 
     def msg(self, line: str) -> None:
-        _sink.write(line + "\n")
+        sink.write(line + "\n")
 
     debug = info = warning = warn = error = critical = fatal = exception = log = msg
 
@@ -252,7 +155,7 @@ class _Handler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            _sink.write(self.format(record) + "\n")
+            sink.write(self.format(record) + "\n")
         except Exception:
             self.handleError(record)
 
@@ -271,8 +174,8 @@ def choose_format(chosen: LogFormat | None, env: str, stream: Any = None) -> Log
 def configure_logging(level: str = "INFO", stream: Any = None, fmt: LogFormat = "json") -> None:
     """Route structlog and the standard library through the one chain into the sink."""
     global _access_log
-    _sink.flush()  # what was written so far goes where it was meant to
-    _sink.stream = stream
+    sink.flush()  # what was written so far goes where it was meant to
+    sink.stream = stream
     tail: list[Processor] = [structlog.processors.format_exc_info, _shape]
     if fmt == "console":
         isatty = getattr(stream or sys.stdout, "isatty", None)

@@ -34,6 +34,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("services", ("service.services",)),
     ("domain", ("service.domain", "service.signalbus", "service.health")),
     ("security", ("service.security", "service.logging", "service.datadir")),
+    ("redaction", ("service.redaction", "service.logsink")),
     (
         "base",
         (

@@ -4,7 +4,6 @@ every other line, and secret-looking values redacted in every text field."""
 from __future__ import annotations
 
 import json
-
 from typing import Any
 
 import httpx
@@ -96,7 +95,7 @@ async def test_a_serving_worker_writes_the_lines_of_one_loop_iteration_at_once()
 
     stream = Stream()
     configure_logging("INFO", stream=stream)
-    sink = service_logging._sink
+    from service.logsink import sink
 
     def write_access_line(info: dict[str, Any], *, seconds: float) -> None:
         token = current_request.set(RequestFacts(info.pop("request_id"), "1" * 32, "x"))

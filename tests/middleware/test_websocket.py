@@ -161,10 +161,11 @@ async def test_a_handshake_waits_for_an_in_flight_slot_like_any_request(
             "extensions": {"websocket.http.response": {}},
         }
 
+    asgi: Any = app.asgi_app
     async with app.test_app():
-        held = asyncio.create_task(app.asgi_app(scope("/slow"), receiver(), _noop))
+        held = asyncio.create_task(asgi(scope("/slow"), receiver(), _noop))
         await asyncio.sleep(0.2)
-        await app.asgi_app(scope("/healthz/x"), receiver(), send)
+        await asgi(scope("/healthz/x"), receiver(), send)
         release.set()
         await held
     start = next(m for m in sent if m["type"] == "websocket.http.response.start")
