@@ -18,12 +18,12 @@ import os
 import re
 import sys
 import time
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-from .context import request_facts
+from .context import current_request, request_facts
 from .logsink import batch_lines, sink
 from .redaction import _SUSPECT, REDACTED, _secret_key, _suspect, redact_value
 
@@ -67,7 +67,14 @@ def _forked() -> None:
 
 
 os.register_at_fork(after_in_child=_forked)
-_META = frozenset({"_record", "_from_structlog", "logger_name"})
+
+
+# Keys no line treats as secret, checked first (the rest go through `_secret_key`).
+_PLAIN = frozenset(
+    {"method", "path", "route", "status", "duration_ms", "client_ip", "principal", "pid"}
+)
+_NUMBERS = (int, float, bool)
+_SKIP = frozenset({"event", "request_id", "trace_id", "_record", "_from_structlog", "logger_name"})
 
 
 def _shape(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
@@ -75,39 +82,54 @@ def _shape(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventD
     level, the time and the process, secret-named fields and secret-looking values
     redacted. The text values are searched together first (no pattern holds a NUL, so
     no match spans two of them): most lines have nothing to redact."""
-    record = event_dict.get("_record")
-    name = record.name if isinstance(record, logging.LogRecord) else None
-    name = event_dict.get("logger_name", name)
+    event = event_dict.get("event")
     out: dict[str, Any] = {
         "ts": _clock.ts(),
         "level": _LEVELS.get(method) or method.upper(),
-        "event": event_dict.get("event"),
+        "event": event,
     }
-    texts = [out["event"]] if isinstance(out["event"], str) else []
-    facts = request_facts()
+    texts = [event] if type(event) is str else []
+    facts = current_request.get()
     if facts is not None:
         out["request_id"] = rid = event_dict.get("request_id", facts.request_id)
         out["trace_id"] = event_dict.get("trace_id", facts.trace_id)
-        if isinstance(rid, str):  # the caller's X-Request-ID may look like a secret
-            texts.append(rid)
+    else:
+        rid = event_dict.get("request_id")
+        for key in ("request_id", "trace_id"):
+            if key in event_dict:
+                out[key] = event_dict[key]
+    if type(rid) is str:  # the caller's X-Request-ID may look like a secret
+        texts.append(rid)
     for key, value in event_dict.items():
-        if key in _META or key in out:
+        if key in _SKIP:
             continue
-        if _secret_key(key):
+        kind = type(value)
+        if key not in _PLAIN and _secret_key(key):
             value = REDACTED
-        elif isinstance(value, str):
+        elif kind is str:
             texts.append(value)
-        elif value is not None and not isinstance(value, int | float):
+        elif value is not None and kind not in _NUMBERS:
             value = redact_value(value, 1)
         out[key] = value
     if _suspect("\x00".join(texts)):
         for key, value in out.items():
-            if isinstance(value, str) and key not in ("ts", "level"):
+            if type(value) is str and key != "ts" and key != "level":
                 out[key] = redact_value(value)
-    out.setdefault("pid", _pid)
+    if "pid" not in out:
+        out["pid"] = _pid
+    name = event_dict.get("logger_name")
+    if name is None and "_record" in event_dict:
+        name = event_dict["_record"].name
     if name is not None:
         out["logger"] = name
     return out
+
+
+def _exc_info(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """structlog's `format_exc_info`, called only for a line that has an exception."""
+    if "exc_info" not in event_dict:
+        return event_dict
+    return structlog.processors.format_exc_info(logger, method, event_dict)
 
 
 def _fallback(value: Any) -> Any:
@@ -136,7 +158,7 @@ class _LineLogger:
 
 
 # The one chain, replaced in place by `configure_logging` (so loggers made before see it).
-_PROCESSORS: list[Processor] = [structlog.processors.format_exc_info, _shape, _render_json]
+_PROCESSORS: list[Processor] = [_exc_info, _shape, _render_json]
 
 
 class LineFormatter(structlog.stdlib.ProcessorFormatter):
@@ -173,10 +195,9 @@ def choose_format(chosen: LogFormat | None, env: str, stream: Any = None) -> Log
 
 def configure_logging(level: str = "INFO", stream: Any = None, fmt: LogFormat = "json") -> None:
     """Route structlog and the standard library through the one chain into the sink."""
-    global _access_log
     sink.flush()  # what was written so far goes where it was meant to
     sink.stream = stream
-    tail: list[Processor] = [structlog.processors.format_exc_info, _shape]
+    tail: list[Processor] = [_exc_info, _shape]
     if fmt == "console":
         isatty = getattr(stream or sys.stdout, "isatty", None)
         colors = bool(callable(isatty) and isatty())
@@ -206,9 +227,7 @@ def configure_logging(level: str = "INFO", stream: Any = None, fmt: LogFormat = 
         wrapper_class=wrapper,
         cache_logger_on_first_use=False,
     )
-    _access_log = cast(Any, wrapper)(
-        _LineLogger(), _PROCESSORS, {"logger_name": "portcullis.access"}
-    )
+    _access.enabled = logging.getLevelName(level) <= logging.INFO
 
 
 _RUNNING = re.compile(r"Running on (https://\S+)")
@@ -223,9 +242,11 @@ def _docs_link(record: logging.LogRecord) -> bool:
     return True
 
 
-_access_log: FilteringBoundLogger = cast(Any, structlog.make_filtering_bound_logger(logging.INFO))(
-    _LineLogger(), _PROCESSORS, {"logger_name": "portcullis.access"}
-)
+class _Access:
+    enabled = True  # INFO lines are written
+
+
+_access = _Access()
 
 
 def access_line(
@@ -238,17 +259,25 @@ def access_line(
     client_ip: str,
     principal: str | None,
 ) -> None:
-    """The `http.request` line (its request and trace ids come from the request's facts)."""
-    _access_log.info(
-        "http.request",
-        method=method,
-        path=path,
-        route=route,
-        status=status,
-        duration_ms=round(seconds * 1000, 3),
-        client_ip=client_ip,
-        principal=principal,
-    )
+    """The `http.request` line (its request and trace ids come from the request's facts),
+    through the one chain like every line; called on the chain directly, without a bound
+    logger around it, since it is the line every request writes."""
+    if not _access.enabled:
+        return
+    line: Any = {
+        "event": "http.request",
+        "method": method,
+        "path": path,
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "client_ip": client_ip,
+        "principal": principal,
+        "logger_name": "portcullis.access",
+    }
+    for processor in _PROCESSORS:
+        line = processor(None, "info", line)
+    sink.write(line + "\n")
 
 
 def get_logger(name: str = "portcullis") -> FilteringBoundLogger:

@@ -247,9 +247,9 @@ def test_the_format_json_unless_a_person_reads_along_and_always_in_production() 
     assert choose_format("json", "development", _Terminal()) == "json"
     assert choose_format("console", "development", io.StringIO()) == "console"
     assert choose_format(None, "production", _Terminal()) == "json"
-    assert Settings(_env_file=None, log_format="CONSOLE").log_format == "console"  # type: ignore[call-arg]
+    assert Settings(_env_file=None, log_format="CONSOLE").log_format == "console"
     with pytest.raises(ValidationError, match="log_format"):
-        Settings(_env_file=None, env="production", log_format="console")  # type: ignore[call-arg]
+        Settings(_env_file=None, env="production", log_format="console")
 
 
 def test_start_up_says_where_the_docs_are(capsys: pytest.CaptureFixture[str]) -> None:
