@@ -74,7 +74,11 @@ _PLAIN = frozenset(
     {"method", "path", "route", "status", "duration_ms", "client_ip", "principal", "pid"}
 )
 _NUMBERS = (int, float, bool)
-_SKIP = frozenset({"event", "request_id", "trace_id", "_record", "_from_structlog", "logger_name"})
+_SKIP = frozenset(
+    {"ts", "level", "event", "request_id", "trace_id", "_record", "_from_structlog", "logger_name"}
+)
+# Fields the one-pass JSON line leaves to `_shape` (given explicitly, or set at the end).
+_OWN = frozenset({"ts", "level", "request_id", "trace_id", "logger", "_record"})
 
 
 def _shape(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
@@ -143,6 +147,58 @@ def _render_json(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
     return _json(event_dict)
 
 
+_text = json.encoder.encode_basestring  # json's own (C) string encoder
+# '"key": ' per field name that is not secret (the names come from the code).
+_JSON_KEYS: dict[str, str] = {}
+
+
+def _json_line(logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
+    """`_render_json(_shape(...))` in one pass, for the lines nearly all lines are: only
+    text, numbers and null, no secret-named field, nothing that looks like a secret.
+    Anything else goes the two-step way (same output; tests/test_logging.py compares)."""
+    event = event_dict.get("event")
+    facts = current_request.get()
+    if type(event) is not str or facts is None or not _OWN.isdisjoint(event_dict):
+        return _json(_shape(logger, method, event_dict))
+    rid = facts.request_id
+    head = (
+        f'{{"ts": "{_clock.ts()}", "level": "{_LEVELS.get(method) or method.upper()}", '
+        f'"event": {_text(event)}, "request_id": {_text(rid)}, '
+        f'"trace_id": "{facts.trace_id}"'  # 32 hex digits (context.RequestFacts)
+    )
+    parts = [head]
+    texts = [event, rid]
+    keys, plain, skip, text_of = _JSON_KEYS, _PLAIN, _SKIP, _text
+    for key, value in event_dict.items():
+        if key in skip:
+            continue
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+            text = text_of(value)
+        elif kind is int or (kind is float and value - value == 0):  # not nan or inf
+            text = repr(value)
+        elif value is None:
+            text = "null"
+        else:
+            return _json(_shape(logger, method, event_dict))
+        name = keys.get(key)
+        if name is None:
+            if key not in plain and _secret_key(key):
+                return _json(_shape(logger, method, event_dict))
+            name = f"{text_of(key)}: "
+            if len(keys) < 1024:
+                keys[key] = name
+        parts.append(name + text)
+    if "pid" not in event_dict:
+        parts.append(f'"pid": {_pid}')
+    name = event_dict.get("logger_name")
+    if type(name) is not str or _suspect("\x00".join(texts)):
+        return _json(_shape(logger, method, event_dict))
+    parts.append(f'"logger": {_text(name)}')
+    return ", ".join(parts) + "}"
+
+
 def _lower_level(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     event_dict["level"] = str(event_dict["level"]).lower()  # the console's level colours
     return event_dict
@@ -158,7 +214,7 @@ class _LineLogger:
 
 
 # The one chain, replaced in place by `configure_logging` (so loggers made before see it).
-_PROCESSORS: list[Processor] = [_exc_info, _shape, _render_json]
+_PROCESSORS: list[Processor] = [_exc_info, _json_line]
 
 
 class LineFormatter(structlog.stdlib.ProcessorFormatter):
@@ -203,7 +259,7 @@ def configure_logging(level: str = "INFO", stream: Any = None, fmt: LogFormat = 
         colors = bool(callable(isatty) and isatty())
         tail += [_lower_level, structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="ts")]
     else:
-        tail.append(_render_json)
+        tail = [_exc_info, _json_line]
     _PROCESSORS[:] = tail
     handler = _Handler()
     handler.setFormatter(LineFormatter())

@@ -262,3 +262,35 @@ def test_start_up_says_where_the_docs_are(capsys: pytest.CaptureFixture[str]) ->
     logging.getLogger("hypercorn.error").info("Running on http://127.0.0.1:9080 (CTRL + C to quit)")
     https, http = lines(capsys.readouterr().out)[-2:]
     assert https["docs"] == "https://127.0.0.1:9443/docs" and "docs" not in http
+
+
+def test_the_one_pass_json_line_is_the_two_step_render() -> None:
+    """The renderer's one-pass path gives the same line as shaping then encoding."""
+    from service import logging as service_logging
+    from service.context import RequestFacts, current_request
+
+    jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    events: list[dict[str, Any]] = [
+        {"event": "http.request", "method": "GET", "status": 200, "duration_ms": 1.5},
+        {"event": "x", "path": f"/v1/{jwt}", "principal": None, "logger_name": "a"},
+        {"event": "x", "password": "hunter2", "logger_name": "a"},
+        {"event": "x", "nested": {"token": "t", "ok": [1, 2]}, "logger_name": "a"},
+        {"event": "x", "ratio": float("nan"), "flag": True, "logger_name": "a"},
+        {"event": "x", "request_id": "mine", "pid": 7, "logger_name": "a"},
+        {"event": "x", "level": "forged", "ts": "then", "logger_name": "a"},
+        {"event": 'é\n"', "n": 10**30, "logger_name": "a"},
+    ]
+    for facts in (RequestFacts("rid", "4bf92f3577b34da6a3ce929d0e0e4736", "::1"), None):
+        token = current_request.set(facts)
+        try:
+            for event in events:
+                for method in ("info", "warn", "exception"):
+                    one = service_logging._json_line(None, method, dict(event))
+                    shaped = service_logging._shape(None, method, dict(event))
+                    two = service_logging._render_json(None, method, shaped)
+                    first, second = json.loads(one), json.loads(two)
+                    first.pop("ts"), second.pop("ts")
+                    assert list(first.items()) == list(second.items()), event
+                    assert "hunter2" not in one and jwt not in one and "\n" not in one
+        finally:
+            current_request.reset(token)
