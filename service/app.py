@@ -12,7 +12,7 @@ from quart_schema import QuartSchema
 from . import guard
 from .api import admin, auth, notes, openapi, ops, users
 from .api.problems import register_error_handlers
-from .api.responses import PortcullisQuart
+from .api.responses import PortcullisQuart, use_own_make_response
 from .config import Settings
 from .datadir import secure_data_dir
 from .logging import choose_format, configure_logging, get_logger
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         security=[{"bearer": []}],
         openapi_provider_class=openapi.PortcullisOpenAPI,
     )
+    use_own_make_response(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     dependencies = ("database", "redis") if settings.redis_dsn else ("database",)
     svc = Services(settings, metrics or Metrics(dependencies))

@@ -85,9 +85,6 @@ def _with_announced(decision: Decision | None, announced: Decision) -> Decision:
     )
 
 
-_NO_OUTCOME = Outcome()  # written to and never read (a request that came without a gate)
-
-
 def install(app: Quart, svc: Services) -> None:
     """Register the request hooks, bound to this app's parts (no look-up per request)."""
     limits_cache: dict[str | None, list[NamedLimit] | None] = {}
@@ -97,7 +94,7 @@ def install(app: Quart, svc: Services) -> None:
     async def before_request() -> None:
         # Each `request.x` through Quart's proxy costs a context look-up: resolve it once.
         req = request._get_current_object()  # type: ignore[attr-defined]
-        outcome = outcome_of(req.scope) or _NO_OUTCOME
+        outcome = outcome_of(req.scope) or Outcome()  # no gate: nobody reads it
         ip = req.remote_addr or "unknown"
         rule = req.url_rule
         if rule is not None:
@@ -150,7 +147,7 @@ def install(app: Quart, svc: Services) -> None:
         req = request._get_current_object()  # type: ignore[attr-defined]
         announced = announced_limits()
         if announced is not None:
-            outcome = outcome_of(req.scope) or _NO_OUTCOME
+            outcome = outcome_of(req.scope) or Outcome()  # no gate: nobody reads it
             outcome.ratelimit = _with_announced(outcome.ratelimit, announced)
         if response.status_code in _COUNTED:
             if req.path.startswith("/v1/") and not g.get("refused_by_block", False):

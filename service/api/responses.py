@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from quart import Quart, Request, Response
 from quart.typing import ResponseTypes
+from quart_schema.conversion import convert_response_return_value
 
 _JSON = "application/json"
 
@@ -46,8 +47,12 @@ class FastRequest(Request):
 
 class PortcullisQuart(Quart):
     """Quart with `FastRequest` and a `make_response` that serialises JSON-able results
-    directly (quart-schema's own conversion sits in Quart's `make_response`, which
-    this falls back to for anything else)."""
+    directly, and converts anything else the way quart-schema does
+    (`convert_response_return_value`) before Quart's own `make_response`.
+
+    `QuartSchema(app)` wraps the instance's `make_response` with that same conversion,
+    which would run first on every result: `create_app` removes that wrapper
+    (`use_own_make_response`), so the conversion runs once, and only where needed."""
 
     request_class = FastRequest
 
@@ -61,11 +66,18 @@ class PortcullisQuart(Quart):
                 status, headers = (second, None) if isinstance(second, int) else (None, second)
         body = _body(value)
         if body is None:
-            return await super().make_response(result)
+            return await super().make_response(convert_response_return_value(result))
         response = Response(body, status=status or 200, content_type=_JSON)
         if headers:
             response.headers.update(headers)
         return response
+
+
+def use_own_make_response(app: Quart) -> None:
+    """Drop the instance-level `make_response` wrapper `QuartSchema(app)` installs, so
+    the class's runs (it converts results itself)."""
+    if isinstance(app, PortcullisQuart):
+        vars(app).pop("make_response", None)
 
 
 def no_content(status: int = 204) -> Response:
