@@ -16,7 +16,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command 'make lock' $(LOCK_FLAGS)
 export PORTCULLIS_DATA_DIR ?= var
 
-.PHONY: run test lint certs bench migrate fmt clean lock lock-check audit
+.PHONY: run test test-fast lint certs bench migrate fmt clean lock lock-check audit
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
@@ -49,6 +49,11 @@ run: $(VENV)/.run-installed certs/server.pem migrate
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
+
+# The quick edit loop: the suite without the tests that start real servers, a browser or
+# the scale-out cluster (pytest markers `server` and `scale`).
+test-fast: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not server and not scale"
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .

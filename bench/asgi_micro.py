@@ -146,21 +146,26 @@ async def main(n: int) -> dict[str, float]:
                 took = await per_request_us(asgi, "GET", path, headers, n)
                 out[key] = min(out.get(key, took), took)
 
-        from service.context import RequestInfo, current_request
-        from service.logging import write_access_line
+        from service.context import RequestFacts, current_request
+        from service.logging import access_line
 
-        info = RequestInfo(
+        facts = RequestFacts(
             request_id="0123456789abcdef0123456789abcdef",
+            trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
             client_ip="203.0.113.10",
-            method="GET",
-            path="/v1/users/me",
-            route="/v1/users/me",
-            principal="0190a0b1-aaaa-7bbb-8ccc-0123456789ab",
-            status=200,
         )
-        token_var = current_request.set(info)
+        token_var = current_request.set(facts)
         out["access_log_us"] = per_call_us(
-            lambda: write_access_line(info, seconds=0.0012345), n * 3
+            lambda: access_line(
+                method="GET",
+                path="/v1/users/me",
+                route="/v1/users/me",
+                status=200,
+                seconds=0.0012345,
+                client_ip="203.0.113.10",
+                principal="0190a0b1-aaaa-7bbb-8ccc-0123456789ab",
+            ),
+            n * 3,
         )
         current_request.reset(token_var)
         metrics = app.extensions["portcullis"].metrics

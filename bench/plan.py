@@ -19,8 +19,8 @@ class Plan:
     connection_levels: tuple[int, ...] = (64, 256, 1024)
     burst_connections: int = 1000
     # The login side load: this many connections, each sending a password grant, waiting
-    # for the answer, then pausing `login_pause_ms`: at most 2 Argon2id hashes at once,
-    # about 5 logins a second on the 2-core CI machine (the rate reached is printed).
+    # for the answer, then pausing `login_pause_ms`: at most 2 Argon2id hashes at once, a
+    # few logins a second (the rate reached is printed; bench/PROFILE.md has the figures).
     login_connections: int = 2
     login_pause_ms: int = 100
 

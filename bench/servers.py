@@ -1,13 +1,12 @@
-"""Start Hypercorn with the project's `hypercorn.toml` on free loopback ports, pinned to a
-CPU set, and find its worker processes (for RSS and the profiler)."""
+"""The benchmark's servers: the tests' launcher (`tests/support/server.py`, Hypercorn with
+the project's `hypercorn.toml` on free loopback ports) pinned to a CPU set, with limits
+high enough never to refuse the load, and its worker processes (for RSS and the
+profiler)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.support.server import run_server as launch
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPUS = "0"  # the server's worker(s) here, the load generator on the other core
@@ -36,22 +37,6 @@ def pinned(cpus: str | None) -> list[str]:
     return [taskset, "-c", cpus]
 
 
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now and not handed out before in this process: the kernel may give
-    the same ephemeral port to two calls in a row (a server's TLS and plain-http ports
-    then collided, and TLS clients met the plain listener)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-
-
 def cli(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
     """`python -m service ARGS` (the product's own CLI), stdout on success."""
     result = subprocess.run(  # noqa: S603 - fixed argv
@@ -69,20 +54,9 @@ def cli(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
     return result.stdout
 
 
-def make_certs(directory: Path) -> dict[str, Path]:
-    cli("certs", "--dir", str(directory), env={"PATH": os.environ.get("PATH", "/usr/bin")})
+def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The settings of a bench server (the launcher adds the data folder and issuer)."""
     return {
-        "ca": directory / "ca.pem",
-        "cert": directory / "server.pem",
-        "key": directory / "server-key.pem",
-    }
-
-
-def service_env(data_dir: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PORTCULLIS_DATA_DIR": str(data_dir),
-        "PORTCULLIS_ISSUER": f"https://localhost:{port}",
         "PORTCULLIS_RATE_LIMIT_DEFAULT": HIGH_LIMIT,
         "PORTCULLIS_RATE_LIMIT_TOKEN": HIGH_LIMIT,
         "PORTCULLIS_RATE_LIMIT_REGISTER": HIGH_LIMIT,
@@ -161,52 +135,19 @@ def run_server(
     """Hypercorn `--config hypercorn.toml` serving `app`, pinned with taskset to `cpus`
     (master and workers: they inherit the affinity), until the block ends."""
     tmp.mkdir(parents=True, exist_ok=True)
-    certs = make_certs(tmp / "certs")
-    port, http_port = free_port(), free_port()
-    environment = service_env(tmp / "var", port, env)
-    if migrate:
-        cli("migrate", env=environment)
-    log = tmp / "server.log"
-    pin = pinned(cpus)
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                *pin,
-                sys.executable,
-                "-m",
-                "hypercorn",
-                "--config",
-                str(ROOT / "hypercorn.toml"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--insecure-bind",
-                f"127.0.0.1:{http_port}",
-                "--certfile",
-                str(certs["cert"]),
-                "--keyfile",
-                str(certs["key"]),
-                "--workers",
-                str(workers),
-                app,
-            ],
-            env=environment,
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+    with launch(
+        tmp,
+        workers=workers,
+        env=service_env(env),
+        app=app,
+        prefix=pinned(cpus),
+        migrate=migrate,
+    ) as launched:
+        server = Server(
+            name, launched.process, launched.port, launched.ca, launched.env, launched.log
         )
-    server = Server(name, process, port, certs["ca"], environment, log)
-    try:
         _wait_ready(server, workers)
         yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def _wait_ready(server: Server, workers: int) -> None:

@@ -12,10 +12,10 @@ from quart_schema import QuartSchema
 from . import guard
 from .api import admin, auth, notes, openapi, ops, users
 from .api.problems import register_error_handlers
-from .api.responses import install_fast_responses
+from .api.responses import PortcullisQuart, use_own_make_response
 from .config import Settings
 from .datadir import secure_data_dir
-from .logging import configure_logging, get_logger
+from .logging import choose_format, configure_logging, get_logger
 from .metrics import Metrics
 from .middleware import Gate
 from .security.cors import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, CORS_METHODS
@@ -28,9 +28,9 @@ log = get_logger("portcullis.app")
 
 def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None) -> Quart:
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=choose_format(settings.log_format, settings.env))
     secure_data_dir(settings)
-    app = Quart("service", static_folder=None)
+    app: Quart = PortcullisQuart("service", static_folder=None)
     # Werkzeug answers `//` in a path with a redirect built from the request's Host
     # header; no path here has an empty segment, so there is nothing to redirect to.
     app.url_map.merge_slashes = False
@@ -54,8 +54,8 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         security=[{"bearer": []}],
         openapi_provider_class=openapi.PortcullisOpenAPI,
     )
+    use_own_make_response(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    install_fast_responses(app)
     dependencies = ("database", "redis") if settings.redis_dsn else ("database",)
     svc = Services(settings, metrics or Metrics(dependencies))
     app.extensions[EXTENSION] = svc
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         max_inflight=settings.max_inflight,
         inflight_wait=settings.inflight_wait_seconds,
         max_body_bytes=settings.max_body_bytes,
+        ipv6_prefix=settings.ipv6_prefix,
     )
     app.asgi_app = gate  # type: ignore[method-assign]
     return app

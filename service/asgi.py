@@ -16,12 +16,12 @@ settings = load_settings_or_exit(startup=True)
 prepare_multiprocess_dir(settings.data_dir)
 
 from .app import create_app  # noqa: E402
-from .logging import batch_access_lines  # noqa: E402
+from .logging import batch_lines  # noqa: E402
 from .server.patches.lifecycle import drain_with  # noqa: E402
 from .services import EXTENSION  # noqa: E402
 
 app = create_app(settings)
-batch_access_lines()  # one write per event-loop iteration (service/logging.py)
+batch_lines()  # one write per event-loop iteration (service/logging.py)
 drain_with(app.extensions[EXTENSION].health.begin_drain, settings.drain_seconds)
 
 

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True  # off: a migration job upgrades; replicas only check
     trusted_issuers: Path | None = None  # JSON file of external token issuers
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] | None = None  # None: console only on a tty
     certfile: Path = Path("certs/server.pem")
     # OWASP Password Storage cheat sheet minimum for Argon2id: m=19 MiB, t=2, p=1.
     argon2_memory_kib: int = Field(default=19456, ge=19456)
@@ -107,6 +108,15 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any, info: ValidationInfo) -> Any:
+        """Any case; production logs are JSON, always."""
+        value = value.strip().lower() or None if isinstance(value, str) else value
+        if value == "console" and info.data.get("env") == "production":
+            raise ValueError("console logs are refused in production (JSON only)")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,5 +1,9 @@
 """Request hooks: block check → authenticate → rate limit, and the response side
-(abuse counting)."""
+(abuse counting, and the request's `Outcome` handed back to the ASGI gate).
+
+The hooks are the only writers of the request's `context.Outcome` (the route, the
+principal, the rate-limit decision with any login budget the token endpoint announced):
+the gate reads it for the RateLimit fields, the access line and the metrics."""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from typing import NoReturn
 
 from quart import Quart, Response, current_app, g, request
 
+from .api.current import announced_limits
 from .api.declared import limits_for
-from .context import request_info
+from .context import Outcome, outcome_of
 from .errors import BadRequest, ClientBlocked, Forbidden, OAuthError, TooManyRequests
 from .logging import get_logger, security_event
 from .security.authn import (
@@ -17,7 +22,7 @@ from .security.authn import (
     authenticate,
     set_authentication,
 )
-from .security.ratelimit import Check, NamedLimit
+from .security.ratelimit import Check, Decision, NamedLimit
 from .services import Services
 
 _COUNTED = frozenset({401, 403, 404})
@@ -65,6 +70,21 @@ def _refuse_ambiguous_credentials() -> NoReturn:
     )
 
 
+def _with_announced(decision: Decision | None, announced: Decision) -> Decision:
+    """`decision` with the policies of `announced` (the login budget) in place of any
+    of the same name."""
+    if decision is None:
+        return Decision(allowed=announced.allowed, states=list(announced.states))
+    names = {state[0] for state in announced.states}
+    states = [s for s in decision.states if s[0] not in names] + announced.states
+    return Decision(
+        allowed=decision.allowed,
+        retry_after=decision.retry_after,
+        states=states,
+        rejected_by=decision.rejected_by,
+    )
+
+
 def install(app: Quart, svc: Services) -> None:
     """Register the request hooks, bound to this app's parts (no look-up per request)."""
     limits_cache: dict[str | None, list[NamedLimit] | None] = {}
@@ -74,11 +94,11 @@ def install(app: Quart, svc: Services) -> None:
     async def before_request() -> None:
         # Each `request.x` through Quart's proxy costs a context look-up: resolve it once.
         req = request._get_current_object()  # type: ignore[attr-defined]
-        info = request_info()
+        outcome = outcome_of(req.scope) or Outcome()  # no gate: nobody reads it
         ip = req.remote_addr or "unknown"
         rule = req.url_rule
-        if info is not None and rule is not None:
-            info.route = rule.rule
+        if rule is not None:
+            outcome.route = rule.rule
         endpoint = req.endpoint
         if req.path.startswith("/v1/") and svc.abuse.is_blocked(ip):
             g.refused_by_block = True
@@ -96,8 +116,8 @@ def install(app: Quart, svc: Services) -> None:
         )
         set_authentication(result)
         principal = result.principal
-        if principal is not None and info is not None:
-            info.principal = principal.sub
+        if principal is not None:
+            outcome.principal = principal.sub
         limits = _endpoint_limits(limits_cache, endpoint)
         if not limits:
             return
@@ -109,19 +129,27 @@ def install(app: Quart, svc: Services) -> None:
                 checks_cache.clear()  # bounded; a miss only rebuilds a few small objects
             checks_cache[(endpoint, sub, ip)] = checks
         decision = await svc.limiter.check(checks)
-        if info is not None:
-            info.ratelimit = decision  # the RateLimit fields (middleware/request_context)
+        outcome.ratelimit = decision  # the RateLimit fields (middleware/request_context)
         if not decision.allowed:
             policy = decision.rejected_by or "default"
             svc.metrics.ratelimit_rejections.labels(policy.split("-")[0]).inc()
-            security_event("ratelimit.exceeded", reason=policy, retry_after=decision.retry_after)
+            security_event(
+                "ratelimit.exceeded",
+                reason=policy,
+                retry_after=decision.retry_after,
+                principal=outcome.principal,
+            )
             raise TooManyRequests(decision.retry_after, policy=policy)
 
     async def after_request(response: Response) -> Response:
         # RateLimit fields and no-store are added as bytes by the ASGI layer
         # (middleware/request_context.py), to every answer.
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        announced = announced_limits()
+        if announced is not None:
+            outcome = outcome_of(req.scope) or Outcome()  # no gate: nobody reads it
+            outcome.ratelimit = _with_announced(outcome.ratelimit, announced)
         if response.status_code in _COUNTED:
-            req = request._get_current_object()  # type: ignore[attr-defined]
             if req.path.startswith("/v1/") and not g.get("refused_by_block", False):
                 await svc.abuse.record_failure(
                     req.remote_addr or "unknown", f"http_{response.status_code}"

@@ -1,15 +1,16 @@
-"""Structured JSON logging: one object per line on stdout, secrets redacted.
+"""Structured logging: one renderer for every line, secrets redacted.
 
-structlog renders both its own events and the standard library's records (Hypercorn,
-SQLAlchemy, ...) through the same processor chain, so every line has the same shape:
-`ts` (RFC 3339 UTC), `level`, `event`, and `request_id` inside a request. JSON
-encoding escapes control characters, so a value can never forge a second line.
+Every line — the service's own events, the access line (`access_line`), and the
+standard library's records (Hypercorn, SQLAlchemy, ...) — goes through one structlog
+processor chain (`_shape`, then the renderer) into one sink on stdout. The renderer is
+JSON, one object per line: `ts` (RFC 3339 UTC), `level`, `event`, then `request_id` and
+`trace_id` inside a request, the event's fields, `pid`, `logger`. JSON escapes control
+characters, so a value can never forge a second line. `PORTCULLIS_LOG_FORMAT=console`
+renders the same fields through structlog's ConsoleRenderer instead, for people.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import datetime
 import json
 import logging
@@ -17,254 +18,25 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping, MutableMapping
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-from .context import request_info
+from .context import current_request, request_facts
+from .logsink import batch_lines, sink
+from .redaction import _SUSPECT, REDACTED, _secret_key, _suspect, redact_value
 
-if TYPE_CHECKING:
-    from .context import RequestInfo
-
-REDACTED = "[REDACTED]"
-_SECRET_KEYS = re.compile(
-    r"pass(word)?|secret|token|authorization|cookie|api[_-]?key|credential|private|"
-    r"assertion|signature",
-    re.IGNORECASE,
-)
-# Values that look like secrets wherever they appear: JWTs, bearer/basic credentials,
-# passwords inside URLs.
-_SECRET_VALUES = (
-    (re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*"), REDACTED),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
-    (re.compile(r"(://[^:/@\s]*:)[^@\s]*@"), r"\1" + REDACTED + "@"),
-    (re.compile(r"(?i)((?:password|client_secret|refresh_token|token)=)[^&\s]*"), r"\1" + REDACTED),
-)
-# Cheap pre-check: a value none of the patterns could match is left alone.
-_SUSPECT = re.compile(r"(?i)eyJ|bearer|basic|://|=")
-
-
-def _suspect(value: str) -> bool:
-    """`_SUSPECT.search(value)`, as substring tests when the text is ASCII (where
-    ignoring case is lowering it): a fifth of the regular expression's time."""
-    if value.isascii():
-        low = value.lower()
-        return "eyj" in low or "bearer" in low or "basic" in low or "://" in low or "=" in low
-    return _SUSPECT.search(value) is not None
-
-
-_SAFE_KEYS = frozenset({"event", "reason", "token_type_hint", "grant_type"})
-
-
-@lru_cache(maxsize=1024)
-def _secret_key(key: str) -> bool:
-    return key not in _SAFE_KEYS and _SECRET_KEYS.search(key) is not None
-
-
-def redact_value(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, str):
-        if not _suspect(value):
-            return value
-        for pattern, replacement in _SECRET_VALUES:
-            value = pattern.sub(replacement, value)
-        return value
-    if depth > 6:
-        return value
-    if isinstance(value, Mapping):
-        return {
-            key: (
-                REDACTED
-                if isinstance(key, str) and _secret_key(key)
-                else redact_value(item, depth + 1)
-            )
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact_value(item, depth + 1) for item in value]
-    return value
-
-
-def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: hide secret-named fields and secret-looking values."""
-    return redact_value(event_dict)  # type: ignore[no-any-return]
-
-
-def add_pid(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    event_dict.setdefault("pid", os.getpid())  # which worker process wrote the line
-    return event_dict
-
-
-def add_request_id(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    info = request_info()
-    if info is not None:
-        event_dict.setdefault("request_id", info.request_id)
-    return event_dict
-
-
-def _level_upper(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    event_dict["level"] = str(event_dict.get("level", "info")).upper()
-    return event_dict
-
-
-def _stdlib_message(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    record = event_dict.get("_record")
-    if isinstance(record, logging.LogRecord):
-        event_dict.setdefault("logger", record.name)
-    return event_dict
-
-
-_shared: list[Processor] = [
-    structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-    add_request_id,
-    add_pid,
+LogFormat = Literal["json", "console"]
+__all__ = [
+    "REDACTED",
+    "_SUSPECT",
+    "_suspect",
+    "access_line",
+    "batch_lines",
+    "get_logger",
+    "redact_value",
 ]
-
-
-_FIRST = ("ts", "level", "event", "request_id")
-
-
-def _order(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    if "logger_name" in event_dict:
-        event_dict["logger"] = event_dict.pop("logger_name")
-    ordered = {key: event_dict.pop(key) for key in _FIRST if key in event_dict}
-    ordered.update(event_dict)
-    return ordered
-
-
-def _final(pre: list[Processor]) -> list[Processor]:
-    return [
-        *pre,
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-        _level_upper,
-        structlog.processors.format_exc_info,
-        redact,
-        _order,
-        structlog.processors.JSONRenderer(ensure_ascii=False, sort_keys=False),
-    ]
-
-
-class JsonFormatter(structlog.stdlib.ProcessorFormatter):
-    """`logging.Formatter` that renders any record as one JSON line (for Hypercorn)."""
-
-    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
-        super().__init__(
-            processors=_final([_stdlib_message]),
-            foreign_pre_chain=[*_shared, structlog.stdlib.ExtraAdder()],
-        )
-
-
-class _Stdout:
-    """A file whose writes go to whatever `sys.stdout` is now (tests swap it)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
-def configure_logging(level: str = "INFO", stream: Any = None) -> None:
-    """Route structlog and the standard library through one JSON handler on stdout."""
-    handler = logging.StreamHandler(stream or _Stdout())
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        if getattr(existing, "_portcullis", False):
-            root.removeHandler(existing)
-    _access.flush()  # what was written so far goes where it was meant to
-    _access.stream = stream
-    _access.enabled = _min_level(level) <= logging.INFO
-    handler._portcullis = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    root.setLevel(level)
-    for name in ("hypercorn.error", "hypercorn.access"):
-        hlog = logging.getLogger(name)
-        hlog.handlers = []
-        hlog.propagate = True
-    # The service's own events skip the standard library: structlog renders them
-    # straight to stdout (a third of the cost per line); foreign records (Hypercorn,
-    # SQLAlchemy...) go through the handler above with the same processors.
-    structlog.configure(
-        processors=[*_shared, *_final([])[1:]],
-        logger_factory=structlog.WriteLoggerFactory(file=stream or _Stdout()),  # type: ignore[arg-type]
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        cache_logger_on_first_use=False,
-    )
-
-
-def _min_level(level: str | int) -> int:
-    if isinstance(level, int):
-        return level
-    number = logging.getLevelName(level.upper())
-    return number if isinstance(number, int) else logging.INFO
-
-
-class _AccessSink:
-    """Where the access line goes: the stream `configure_logging` was given (else
-    whatever `sys.stdout` is now), and whether INFO lines are written at all.
-
-    In a serving worker (`batch_access_lines`), the lines of one event-loop iteration
-    are written and flushed together by a callback the loop runs next: one system call
-    per iteration instead of one per request, each line out within an iteration of its
-    request's end. Elsewhere (the CLI, tests, embedding) a line is written at once."""
-
-    __slots__ = ("batch", "enabled", "pending", "stream")
-
-    def __init__(self) -> None:
-        self.enabled = True
-        self.stream: Any = None
-        self.batch = False
-        self.pending: list[str] = []
-
-    def write(self, line: str) -> None:
-        if self.batch:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                self.pending.append(line)
-                if len(self.pending) == 1:
-                    loop.call_soon(self.flush)
-                return
-        self.pending.append(line)
-        self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        text = self.pending[0] if len(self.pending) == 1 else "".join(self.pending)
-        self.pending = []
-        stream = self.stream or sys.stdout
-        stream.write(text)
-        stream.flush()
-
-
-_access = _AccessSink()
-atexit.register(_access.flush)  # lines of a last iteration the loop did not run
-
-
-def batch_access_lines() -> None:
-    """Write access lines once per event-loop iteration (a serving worker's setting)."""
-    _access.batch = True
-
-
-_text = json.encoder.encode_basestring  # json's C string encoder
-_UTC = datetime.UTC
-_pid = os.getpid()
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
 
 
 class _Second:
@@ -277,61 +49,291 @@ class _Second:
         self.prefix = ""
 
     def ts(self) -> str:
-        now = time.time_ns() // 1000
-        second, micro = divmod(now, 1_000_000)
+        second, micro = divmod(time.time_ns() // 1000, 1_000_000)
         if second != self.second:
-            stamp = datetime.datetime.fromtimestamp(second, tz=_UTC)
+            stamp = datetime.datetime.fromtimestamp(second, tz=datetime.UTC)
             self.prefix, self.second = stamp.strftime("%Y-%m-%dT%H:%M:%S."), second
         return f"{self.prefix}{micro:06d}Z"
 
 
 _clock = _Second()
+_pid = os.getpid()
+_LEVELS = {"warn": "WARNING", "exception": "ERROR"}  # structlog's aliases
 
 
-def _json_text(value: str | None) -> str:
-    """A JSON string (or null) for a text field, redacted when it looks like a secret."""
-    if value is None:
-        return "null"
-    if _suspect(value):
-        value = redact_value(value)
-    return _text(value)
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
 
 
-def write_access_line(info: RequestInfo, *, seconds: float) -> None:
-    """The `http.request` line, rendered directly: the same keys in the same order and
-    the same JSON as structlog's chain makes, at a fraction of its cost. No key is
-    secret-named, so only the values get the secret-value check, and only the text
-    ones: one regex search over all of them when nothing looks like a secret (no pattern
-    holds a NUL, so no match spans two fields), else one per field."""
+os.register_at_fork(after_in_child=_forked)
+
+
+# Keys no line treats as secret, checked first (the rest go through `_secret_key`).
+_PLAIN = frozenset(
+    {"method", "path", "route", "status", "duration_ms", "client_ip", "principal", "pid"}
+)
+_NUMBERS = (int, float, bool)
+_SKIP = frozenset(
+    {"ts", "level", "event", "request_id", "trace_id", "_record", "_from_structlog", "logger_name"}
+)
+# Fields the one-pass JSON line leaves to `_shape` (given explicitly, or set at the end).
+_OWN = frozenset({"ts", "level", "request_id", "trace_id", "logger", "_record"})
+
+
+def _shape(_logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """The one processor: a new dict in the line's order, with the request's ids, the
+    level, the time and the process, secret-named fields and secret-looking values
+    redacted. The text values are searched together first (no pattern holds a NUL, so
+    no match spans two of them): most lines have nothing to redact."""
+    event = event_dict.get("event")
+    out: dict[str, Any] = {
+        "ts": _clock.ts(),
+        "level": _LEVELS.get(method) or method.upper(),
+        "event": event,
+    }
+    texts = [event] if type(event) is str else []
+    facts = current_request.get()
+    if facts is not None:
+        out["request_id"] = rid = event_dict.get("request_id", facts.request_id)
+        out["trace_id"] = event_dict.get("trace_id", facts.trace_id)
+    else:
+        rid = event_dict.get("request_id")
+        for key in ("request_id", "trace_id"):
+            if key in event_dict:
+                out[key] = event_dict[key]
+    if type(rid) is str:  # the caller's X-Request-ID may look like a secret
+        texts.append(rid)
+    for key, value in event_dict.items():
+        if key in _SKIP:
+            continue
+        kind = type(value)
+        if key not in _PLAIN and _secret_key(key):
+            value = REDACTED
+        elif kind is str:
+            texts.append(value)
+        elif value is not None and kind not in _NUMBERS:
+            value = redact_value(value, 1)
+        out[key] = value
+    if _suspect("\x00".join(texts)):
+        for key, value in out.items():
+            if type(value) is str and key != "ts" and key != "level":
+                out[key] = redact_value(value)
+    if "pid" not in out:
+        out["pid"] = _pid
+    name = event_dict.get("logger_name")
+    if name is None and "_record" in event_dict:
+        name = event_dict["_record"].name
+    if name is not None:
+        out["logger"] = name
+    return out
+
+
+def _exc_info(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """structlog's `format_exc_info`, called only for a line that has an exception."""
+    if "exc_info" not in event_dict:
+        return event_dict
+    return structlog.processors.format_exc_info(logger, method, event_dict)
+
+
+def _fallback(value: Any) -> Any:
+    return value.__structlog__() if hasattr(value, "__structlog__") else repr(value)
+
+
+_json = json.JSONEncoder(ensure_ascii=False, default=_fallback).encode
+
+
+def _render_json(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> str:
+    return _json(event_dict)
+
+
+_text = json.encoder.encode_basestring  # json's own (C) string encoder
+# '"key": ' per field name that is not secret (the names come from the code).
+_JSON_KEYS: dict[str, str] = {}
+
+
+def _json_line(logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
+    """`_render_json(_shape(...))` in one pass, for the lines nearly all lines are: only
+    text, numbers and null, no secret-named field, nothing that looks like a secret.
+    Anything else goes the two-step way (same output; tests/test_logging.py compares)."""
+    event = event_dict.get("event")
+    facts = current_request.get()
+    if type(event) is not str or facts is None or not _OWN.isdisjoint(event_dict):
+        return _json(_shape(logger, method, event_dict))
+    rid = facts.request_id
+    head = (
+        f'{{"ts": "{_clock.ts()}", "level": "{_LEVELS.get(method) or method.upper()}", '
+        f'"event": {_text(event)}, "request_id": {_text(rid)}, '
+        f'"trace_id": "{facts.trace_id}"'  # 32 hex digits (context.RequestFacts)
+    )
+    parts = [head]
+    texts = [event, rid]
+    keys, plain, skip, text_of = _JSON_KEYS, _PLAIN, _SKIP, _text
+    for key, value in event_dict.items():
+        if key in skip:
+            continue
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+            text = text_of(value)
+        elif kind is int or (kind is float and value - value == 0):  # not nan or inf
+            text = repr(value)
+        elif value is None:
+            text = "null"
+        else:
+            return _json(_shape(logger, method, event_dict))
+        name = keys.get(key)
+        if name is None:
+            if key not in plain and _secret_key(key):
+                return _json(_shape(logger, method, event_dict))
+            name = f"{text_of(key)}: "
+            if len(keys) < 1024:
+                keys[key] = name
+        parts.append(name + text)
+    if "pid" not in event_dict:
+        parts.append(f'"pid": {_pid}')
+    name = event_dict.get("logger_name")
+    if type(name) is not str or _suspect("\x00".join(texts)):
+        return _json(_shape(logger, method, event_dict))
+    parts.append(f'"logger": {_text(name)}')
+    return ", ".join(parts) + "}"
+
+
+def _lower_level(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    event_dict["level"] = str(event_dict["level"]).lower()  # the console's level colours
+    return event_dict
+
+
+class _LineLogger:
+    """structlog's wrapped logger: hands each rendered line to the sink."""
+
+    def msg(self, line: str) -> None:
+        sink.write(line + "\n")
+
+    debug = info = warning = warn = error = critical = fatal = exception = log = msg
+
+
+# The one chain, replaced in place by `configure_logging` (so loggers made before see it).
+_PROCESSORS: list[Processor] = [_exc_info, _json_line]
+
+
+class LineFormatter(structlog.stdlib.ProcessorFormatter):
+    """A `logging.Formatter` rendering any record through the one chain (hypercorn.toml's
+    log configuration names it, as `JsonFormatter`)."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        super().__init__(processors=_PROCESSORS, foreign_pre_chain=[structlog.stdlib.ExtraAdder()])
+
+
+JsonFormatter = LineFormatter
+
+
+class _Handler(logging.Handler):
+    """The standard library's records, rendered by the one chain into the one sink."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sink.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def choose_format(chosen: LogFormat | None, env: str, stream: Any = None) -> LogFormat:
+    """JSON in production and wherever nobody reads along; console when asked for, or by
+    default in development on a terminal."""
+    if env == "production":
+        return "json"
+    if chosen is not None:
+        return chosen
+    isatty = getattr(stream or sys.stdout, "isatty", None)
+    return "console" if callable(isatty) and isatty() else "json"
+
+
+def configure_logging(level: str = "INFO", stream: Any = None, fmt: LogFormat = "json") -> None:
+    """Route structlog and the standard library through the one chain into the sink."""
+    sink.flush()  # what was written so far goes where it was meant to
+    sink.stream = stream
+    tail: list[Processor] = [_exc_info, _shape]
+    if fmt == "console":
+        isatty = getattr(stream or sys.stdout, "isatty", None)
+        colors = bool(callable(isatty) and isatty())
+        tail += [_lower_level, structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="ts")]
+    else:
+        tail = [_exc_info, _json_line]
+    _PROCESSORS[:] = tail
+    handler = _Handler()
+    handler.setFormatter(LineFormatter())
+    handler._portcullis = True  # type: ignore[attr-defined]
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_portcullis", False):
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("hypercorn.error", "hypercorn.access"):
+        hlog = logging.getLogger(name)
+        hlog.handlers = []
+        hlog.propagate = True
+        if name == "hypercorn.error":
+            hlog.filters = [_docs_link]
+    wrapper = structlog.make_filtering_bound_logger(logging.getLevelName(level))
+    structlog.configure(
+        processors=_PROCESSORS,
+        logger_factory=lambda *_args: _LineLogger(),
+        wrapper_class=wrapper,
+        cache_logger_on_first_use=False,
+    )
+    _access.enabled = logging.getLevelName(level) <= logging.INFO
+
+
+_RUNNING = re.compile(r"Running on (https://\S+)")
+
+
+def _docs_link(record: logging.LogRecord) -> bool:
+    """Hypercorn's "Running on https://HOST:PORT" line also says where the docs are."""
+    if record.msg and isinstance(record.msg, str) and record.msg.startswith("Running on"):
+        found = _RUNNING.match(record.getMessage())
+        if found:
+            record.docs = found.group(1) + "/docs"
+    return True
+
+
+class _Access:
+    enabled = True  # INFO lines are written
+
+
+_access = _Access()
+
+
+def access_line(
+    *,
+    method: str,
+    path: str,
+    route: str | None,
+    status: int,
+    seconds: float,
+    client_ip: str,
+    principal: str | None,
+) -> None:
+    """The `http.request` line (its request and trace ids come from the request's facts),
+    through the one chain like every line; called on the chain directly, without a bound
+    logger around it, since it is the line every request writes."""
     if not _access.enabled:
         return
-    rid, method, path, route, ip, principal = (
-        info.request_id,
-        info.method,
-        info.path,
-        info.route,
-        info.client_ip,
-        info.principal,
-    )
-    if _suspect(f"{rid}\x00{method}\x00{path}\x00{route}\x00{ip}\x00{principal}"):
-        texts = [_json_text(v) for v in (rid, method, path, route, ip, principal)]
-    else:
-        texts = [
-            _text(rid),
-            _text(method),
-            _text(path),
-            "null" if route is None else _text(route),
-            _text(ip),
-            "null" if principal is None else _text(principal),
-        ]
-    line = (
-        f'{{"ts": "{_clock.ts()}", "level": "INFO", "event": "http.request", '
-        f'"request_id": {texts[0]}, "method": {texts[1]}, "path": {texts[2]}, '
-        f'"route": {texts[3]}, "status": {int(info.status)}, '
-        f'"duration_ms": {round(seconds * 1000, 3)!r}, "client_ip": {texts[4]}, '
-        f'"principal": {texts[5]}, "pid": {_pid}, "logger": "portcullis.access"}}\n'
-    )
-    _access.write(line)
+    line: Any = {
+        "event": "http.request",
+        "method": method,
+        "path": path,
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "client_ip": client_ip,
+        "principal": principal,
+        "logger_name": "portcullis.access",
+    }
+    for processor in _PROCESSORS:
+        line = processor(None, "info", line)
+    sink.write(line + "\n")
 
 
 def get_logger(name: str = "portcullis") -> FilteringBoundLogger:
@@ -340,12 +342,13 @@ def get_logger(name: str = "portcullis") -> FilteringBoundLogger:
 
 
 def security_event(event: str, *, level: int = logging.WARNING, reason: str, **fields: Any) -> None:
-    """Log a security event with the request's client IP and principal (when known)."""
-    info = request_info()
-    payload: MutableMapping[str, Any] = {"reason": reason}
-    if info is not None:
-        payload["client_ip"] = info.client_ip
-        if info.principal is not None:
-            payload.setdefault("principal", info.principal)
+    """Log a security event with the request's client IP, and the principal when the
+    caller knows it."""
+    facts = request_facts()
+    payload: dict[str, Any] = {"reason": reason}
+    if facts is not None:
+        payload["client_ip"] = facts.client_ip
+    if fields.get("principal", 0) is None:
+        del fields["principal"]
     payload.update(fields)
     get_logger("portcullis.security").log(level, event, **payload)

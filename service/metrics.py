@@ -41,7 +41,13 @@ AUTH_FAILURE_REASONS = (
 )
 LOGIN_OUTCOMES = ("success", "failure")
 RATELIMIT_POLICIES = ("default", "token", "register", "login", "openapi")
-_CHILDREN_CACHED = 4096  # label sets whose children are kept (methods come from clients)
+_CHILDREN_CACHED = 4096  # label sets whose children are kept (bounded anyway; see below)
+# The `method` label: the standard methods (RFC 9110 and PATCH), any other as OTHER, so a
+# client cannot make up series. `route` is a route template or a fixed bucket
+# (`<unmatched>`, `<probe>`, `<redirect>`) and `status` a status code, or `other`.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
 # The in-flight gauge is counted in memory and written to its (shared) sample at most
 # this often, and at once before this process renders a scrape.
 IN_FLIGHT_PUBLISH_SECONDS = 0.1
@@ -179,11 +185,13 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         children = self._request_children.get((method, route, status))
         if children is None:
+            label = method if method in METHODS else "OTHER"
+            code = str(status) if 100 <= status <= 599 else "other"
             children = (
-                self.requests.labels(method, route, str(status)),
-                self.duration.labels(method, route),
+                self.requests.labels(label, route, code),
+                self.duration.labels(label, route),
             )
-            if len(self._request_children) < _CHILDREN_CACHED:
+            if len(self._request_children) < _CHILDREN_CACHED and label == method:
                 self._request_children[(method, route, status)] = children
         children[0].inc()
         children[1].observe(seconds)

@@ -32,6 +32,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("services", ("service.services",)),
     ("domain", ("service.domain", "service.signalbus", "service.health")),
     ("security", ("service.security", "service.logging", "service.datadir")),
+    ("redaction", ("service.redaction", "service.logsink")),
     (
         "base",
         (
@@ -43,6 +44,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.errors",
             "service.metrics",
             "service.context",
+            "service.problem",
             "service.files",
             "service.redisclient",
             "service.workers",
@@ -140,3 +142,11 @@ def test_settings_import_no_models(module: str) -> None:
         t for t in GRAPH[module] if t == "service.models" or t.startswith("service.models.")
     )
     assert not models, f"{module} imports the models: {', '.join(models)}"
+
+def test_the_middleware_imports_nothing_from_the_api() -> None:
+    """The ASGI layer runs before the app and stays free of the framework: it renders its
+    answers with `service.problem`, never through `service.api` (Quart, SQLAlchemy...)."""
+    for module, targets in GRAPH.items():
+        if module == "service.middleware" or module.startswith("service.middleware."):
+            api = sorted(t for t in targets if t == "service.api" or t.startswith("service.api."))
+            assert not api, f"{module} imports {', '.join(api)}"

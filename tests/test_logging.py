@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from typing import Any
@@ -199,3 +200,97 @@ def test_the_secret_pre_check_agrees_with_its_expression() -> None:
     cases += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(12))) for _ in range(5000)]
     for text in cases:
         assert _suspect(text) == (_SUSPECT.search(text) is not None), text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_console_format_renders_the_same_fields_for_people() -> None:
+    from service.context import RequestFacts, current_request
+    from service.logging import access_line, configure_logging, get_logger
+
+    stream = _Terminal()
+    configure_logging("INFO", stream=stream, fmt="console")
+    token = current_request.set(RequestFacts("rid-7", "4bf92f3577b34da6a3ce929d0e0e4736", "::1"))
+    try:
+        access_line(
+            method="GET",
+            path="/v1/users/me",
+            route="/v1/users/me",
+            status=200,
+            seconds=0.001,
+            client_ip="::1",
+            principal=None,
+        )
+        get_logger("portcullis.x").warning("login", password="hunter2", note="Bearer abc.def")
+    finally:
+        current_request.reset(token)
+        configure_logging("INFO")
+    text = stream.getvalue()
+    first, second = text.splitlines()[:2]
+    assert not first.startswith("{") and "http.request" in first and "warning" in second
+    assert "trace_id" in first and "4bf92f3577b34da6a3ce929d0e0e4736" in first
+    assert "rid-7" in first and "status" in first
+    assert "hunter2" not in text and "abc.def" not in text and REDACTED in text
+
+
+def test_the_format_json_unless_a_person_reads_along_and_always_in_production() -> None:
+    from pydantic import ValidationError
+
+    from service.config import Settings
+    from service.logging import choose_format
+
+    assert choose_format(None, "development", _Terminal()) == "console"
+    assert choose_format(None, "development", io.StringIO()) == "json"
+    assert choose_format("json", "development", _Terminal()) == "json"
+    assert choose_format("console", "development", io.StringIO()) == "console"
+    assert choose_format(None, "production", _Terminal()) == "json"
+    assert Settings(_env_file=None, log_format="CONSOLE").log_format == "console"
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings(_env_file=None, env="production", log_format="console")
+
+
+def test_start_up_says_where_the_docs_are(capsys: pytest.CaptureFixture[str]) -> None:
+    from service.logging import configure_logging
+
+    configure_logging("INFO")
+    logging.getLogger("hypercorn.error").info(
+        "Running on https://127.0.0.1:9443 (CTRL + C to quit)"
+    )
+    logging.getLogger("hypercorn.error").info("Running on http://127.0.0.1:9080 (CTRL + C to quit)")
+    https, http = lines(capsys.readouterr().out)[-2:]
+    assert https["docs"] == "https://127.0.0.1:9443/docs" and "docs" not in http
+
+
+def test_the_one_pass_json_line_is_the_two_step_render() -> None:
+    """The renderer's one-pass path gives the same line as shaping then encoding."""
+    from service import logging as service_logging
+    from service.context import RequestFacts, current_request
+
+    jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    events: list[dict[str, Any]] = [
+        {"event": "http.request", "method": "GET", "status": 200, "duration_ms": 1.5},
+        {"event": "x", "path": f"/v1/{jwt}", "principal": None, "logger_name": "a"},
+        {"event": "x", "password": "hunter2", "logger_name": "a"},
+        {"event": "x", "nested": {"token": "t", "ok": [1, 2]}, "logger_name": "a"},
+        {"event": "x", "ratio": float("nan"), "flag": True, "logger_name": "a"},
+        {"event": "x", "request_id": "mine", "pid": 7, "logger_name": "a"},
+        {"event": "x", "level": "forged", "ts": "then", "logger_name": "a"},
+        {"event": 'é\n"', "n": 10**30, "logger_name": "a"},
+    ]
+    for facts in (RequestFacts("rid", "4bf92f3577b34da6a3ce929d0e0e4736", "::1"), None):
+        token = current_request.set(facts)
+        try:
+            for event in events:
+                for method in ("info", "warn", "exception"):
+                    one = service_logging._json_line(None, method, dict(event))
+                    shaped = service_logging._shape(None, method, dict(event))
+                    two = service_logging._render_json(None, method, shaped)
+                    first, second = json.loads(one), json.loads(two)
+                    first.pop("ts"), second.pop("ts")
+                    assert list(first.items()) == list(second.items()), event
+                    assert "hunter2" not in one and jwt not in one and "\n" not in one
+        finally:
+            current_request.reset(token)

@@ -168,3 +168,38 @@ async def test_in_flight_is_exact_at_scrape_and_published_within_the_interval() 
     metrics.request_started()
     await asyncio.sleep(IN_FLIGHT_PUBLISH_SECONDS * 2)
     assert written() == 1  # a change after a scrape is published again
+
+
+async def test_made_up_methods_make_no_new_series(app: Quart, client: httpx.AsyncClient) -> None:
+    """A client chooses no label value: methods outside the standard set are `OTHER`,
+    and odd paths land in fixed route buckets."""
+
+    def request_series(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+        return {k for k in samples(text) if k[0].startswith("portcullis_http_request")}
+
+    for i in range(40):
+        await client.request(f"X{i}FOO", f"/v1/made-up-{i}")
+        await client.request(f"X{i}FOO", "/healthz")
+    async with client_for(app, ip="127.0.0.1") as scraper:
+        before = (await scraper.get("/metrics")).text
+    for i in range(40, 80):
+        await client.request(f"X{i}FOO", f"/v1/made-up-{i}")
+        await client.request(f"X{i}FOO", "/healthz")
+        await client.request("GET", f"/v1/made-up-{i}")
+    async with client_for(app, ip="127.0.0.1") as scraper:
+        after = (await scraper.get("/metrics")).text
+    assert request_series(after) == request_series(before) | {
+        k for k in request_series(after) if ("method", "GET") in k[1]
+    }
+    labels = [dict(k[1]) for k in request_series(after)]
+    methods = {x["method"] for x in labels if "method" in x}
+    assert "OTHER" in methods and methods <= {"GET", "HEAD", "POST", "OTHER"}
+    routes = {x["route"] for x in labels if "route" in x}
+    assert not any("made-up" in r for r in routes) and "<unmatched>" in routes
+    other = {
+        k: v
+        for k, v in samples(after).items()
+        if k[0] == "portcullis_http_requests_total" and ("method", "OTHER") in k[1]
+    }
+    by_route = {r: sum(v for k, v in other.items() if ("route", r) in k[1]) for r in routes}
+    assert by_route["<unmatched>"] == 80 and by_route["<probe>"] == 80

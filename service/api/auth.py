@@ -9,32 +9,17 @@ from quart_rate_limiter import rate_limit
 from quart_schema import document_response, operation_id, validate_response
 
 from ..config import Settings
-from ..context import request_info
 from ..domain import grants, identity
 from ..errors import OAuthError
 from ..models.docs import Revoked
 from ..models.users import RegisterIn, RevokeForm, TokenForm, TokenOut, UserPublic
 from ..security.authn import public
-from ..security.ratelimit import Decision, named_limits
+from ..security.ratelimit import named_limits
 from .body import form_body, json_body, read_form
-from .current import services
+from .current import announce_limits, services
 from .documented import oauth_errors, problems
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def _announce_login_limit(login: Decision) -> None:
-    """Add the `login` policy to this response's RateLimit fields (the ASGI layer renders
-    them from the request's `ratelimit` decision), replacing an earlier `login` entry."""
-    info = request_info()
-    if info is None:
-        return
-    decision: Decision | None = info.ratelimit
-    if decision is None:
-        info.ratelimit = Decision(allowed=login.allowed, states=list(login.states))
-        return
-    names = {state[0] for state in login.states}
-    decision.states = [s for s in decision.states if s[0] not in names] + login.states
 
 
 def make_blueprint(settings: Settings) -> Blueprint:
@@ -69,7 +54,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         grant = form.get("grant_type")
         result: TokenOut
         if grant == "password":
-            result = await grants.password_grant(svc, form, ip, _announce_login_limit)
+            result = await grants.password_grant(svc, form, ip, announce_limits)
         elif grant == "refresh_token":
             result = await grants.refresh_grant(svc, form, request.headers.get("Authorization"), ip)
         elif grant == "client_credentials":

@@ -4,14 +4,13 @@ The only place that builds an error response. `register_error_handlers` maps the
 exception tree of `service.errors`, Werkzeug's HTTP exceptions, quart-schema's
 validation errors, dependency failures (503) and unexpected exceptions onto these
 shapes, and logs and counts authentication failures where they are answered;
-`send_problem` gives the ASGI middlewares the same body.
+the body itself comes from `service.problem`, which the ASGI middleware uses too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -20,7 +19,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from ..context import request_info
 from ..errors import (
     ApiError,
     BadRequest,
@@ -40,35 +38,12 @@ from ..errors import (
 )
 from ..logging import get_logger, security_event
 from ..metrics import Metrics
+from ..problem import PROBLEM_JSON, problem_body
 from ..security.authn import authentication
 
-PROBLEM_JSON = "application/problem+json"
-_TYPE_BASE = "https://portcullis.dev/problems/"
 log = logging.getLogger("service.errors")
 app_log = get_logger("portcullis.app")
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-def problem_body(
-    status: int,
-    *,
-    code: str | None = None,
-    detail: str | None = None,
-    errors: Sequence[dict[str, Any]] | None = None,
-) -> bytes:
-    """The RFC 9457 JSON body; usable from ASGI middleware too."""
-    info = request_info()
-    phrase = HTTPStatus(status).phrase
-    body: dict[str, Any] = {
-        "type": _TYPE_BASE + (code or phrase.lower().replace(" ", "-")),
-        "title": phrase,
-        "status": status,
-        "detail": detail or phrase,
-        "request_id": info.request_id if info else None,
-    }
-    if errors is not None:
-        body["errors"] = list(errors)
-    return json.dumps(body, ensure_ascii=False).encode()
+__all__ = ["problem_body", "problem_response", "register_error_handlers"]
 
 
 def problem_response(error: ApiError) -> Response:
@@ -80,25 +55,6 @@ def problem_response(error: ApiError) -> Response:
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
-
-
-async def send_problem(
-    send: Send, status: int, *, detail: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    """The same problem+json answer, sent by an ASGI middleware."""
-    body = problem_body(status, detail=detail)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def oauth_response(error: OAuthError) -> Response:
@@ -157,7 +113,13 @@ def register_error_handlers(app: Quart, metrics: Metrics) -> None:
 
     @app.errorhandler(InsufficientScope)
     async def _insufficient(error: InsufficientScope) -> Response:
-        security_event("authz.denied", reason="insufficient_scope", detail=error.detail)
+        principal = authentication().principal
+        security_event(
+            "authz.denied",
+            reason="insufficient_scope",
+            detail=error.detail,
+            principal=principal.sub if principal is not None else None,
+        )
         return problem_response(error)
 
     @app.errorhandler(OAuthError)

@@ -1,8 +1,8 @@
-"""Fast JSON responses (and a request that remembers its blueprints).
+"""The service's Quart: fast JSON responses, and a request that remembers its blueprints.
 
 quart-schema converts every handler result through `model_dump`, which builds a new
-pydantic `TypeAdapter` for each plain dict (body and headers alike): about a tenth of
-the CPU of a small request on this project's benchmark. Results that are already JSON-able
+pydantic `TypeAdapter` for each plain dict (body and headers alike), a noticeable share
+of a small request's CPU (bench/PROFILE.md). Results that are already JSON-able
 (pydantic models, dicts, lists) are serialised here directly instead; anything else
 still goes through quart-schema.
 """
@@ -10,11 +10,12 @@ still goes through quart-schema.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
 from quart import Quart, Request, Response
+from quart.typing import ResponseTypes
+from quart_schema.conversion import convert_response_return_value
 
 _JSON = "application/json"
 
@@ -44,10 +45,18 @@ class FastRequest(Request):
         return names
 
 
-def install_fast_responses(app: Quart) -> None:
-    slow: Callable[[Any], Awaitable[Response]] = app.make_response  # type: ignore[assignment]
+class PortcullisQuart(Quart):
+    """Quart with `FastRequest` and a `make_response` that serialises JSON-able results
+    directly, and converts anything else the way quart-schema does
+    (`convert_response_return_value`) before Quart's own `make_response`.
 
-    async def make_response(result: Any) -> Response:
+    `QuartSchema(app)` wraps the instance's `make_response` with that same conversion,
+    which would run first on every result: `create_app` removes that wrapper
+    (`use_own_make_response`), so the conversion runs once, and only where needed."""
+
+    request_class = FastRequest
+
+    async def make_response(self, result: Any) -> ResponseTypes:
         value, status, headers = result, None, None
         if isinstance(result, tuple):
             if len(result) == 3:
@@ -57,14 +66,18 @@ def install_fast_responses(app: Quart) -> None:
                 status, headers = (second, None) if isinstance(second, int) else (None, second)
         body = _body(value)
         if body is None:
-            return await slow(result)
+            return await super().make_response(convert_response_return_value(result))
         response = Response(body, status=status or 200, content_type=_JSON)
         if headers:
             response.headers.update(headers)
         return response
 
-    app.make_response = make_response  # type: ignore[method-assign]
-    app.request_class = FastRequest
+
+def use_own_make_response(app: Quart) -> None:
+    """Drop the instance-level `make_response` wrapper `QuartSchema(app)` installs, so
+    the class's runs (it converts results itself)."""
+    if isinstance(app, PortcullisQuart):
+        vars(app).pop("make_response", None)
 
 
 def no_content(status: int = 204) -> Response:

@@ -2,7 +2,8 @@
 concern, each concern's rules in its own module.
 
 Order (see `service.app.create_app`): proxy → request_context → target → inflight →
-body → Quart.
+body → Quart; WebSocket handshakes are served as GET requests (websocket.py). Nothing
+here imports `service.api`: problem bodies come from `service.problem`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import contextlib
 import enum
 from dataclasses import dataclass
 
-from ..api.problems import send_problem
+from ..problem import send_problem
 from .asgi import ASGIApp, Message, Receive, Scope, Send
 
 MAX_HEAD_BYTES = 16 * 1024
@@ -40,7 +40,7 @@ class _BodyWatch:
     async def wait_for_rest(self, seconds: float) -> None:
         """Give the app (Quart reads the body in a task of its own, discarding what is
         over its MAX_CONTENT_LENGTH) up to `seconds` to read the rest of a body no larger
-        than the limit. If it is not all in by then, Hypercorn (with service.server_fixes)
+        than the limit. If it is not all in by then, Hypercorn (with service.server.patches)
         closes the HTTP/1.1 connection with `Connection: close`, or resets only this
         HTTP/2 stream."""
         if self.done or self.received > self.limit:

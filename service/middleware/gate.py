@@ -1,33 +1,41 @@
 """The one ASGI layer in front of Quart.
 
 Every request passes each concern in this order; each concern's rules live in its own
-module, and this class only sequences them in one coroutine (five nested middleware
-classes, each with its own coroutine and send wrapper, cost a third of the service's own
-per-request time before they were merged; bench/PROFILE.md, R4):
+module, and this class only sequences them in one coroutine (nested middleware classes,
+each with its own coroutine and send wrapper, cost far more per request):
 
 1. proxy: the client address and scheme a trusted proxy reports (`proxy.forwarded`);
-2. request context: request id; security headers, no-store, RateLimit fields and
-   X-Request-ID on every answer (including the answers of the steps below), as bytes;
-   access line and request metrics;
+2. request context: the request's facts (request id, trace context, client address;
+   `request_context.read_facts`), set in `context.current_request` for every layer
+   below, and an empty `context.Outcome` in the scope for the request hooks to fill;
+   security headers, no-store, RateLimit fields and X-Request-ID on every answer
+   (including the answers of the steps below), as bytes; access line and request
+   metrics;
 3. target: odd request targets refused, plain http redirected
    (`target.plain_request_target`, `target.answer`);
-4. in-flight cap: at most `max_inflight` requests in the app (`inflight.Slots`), probes
-   exempt;
+4. in-flight cap: at most `max_inflight` requests in the app, a fair share per client
+   address (`inflight.Slots`), probes exempt;
 5. request head and body limits (`body.check_head`, `body.watched`).
+
+A WebSocket handshake is served as the plain GET it is (`websocket.as_http`): there are
+no WebSocket routes, so it gets what any request gets, and never 101.
+
+To wrap the whole request (a span, say), hook into `serve`: the facts are set before the
+app runs, and `finish` sees the route and status.
 """
 
 from __future__ import annotations
 
 import time
 
-from ..context import RequestInfo, current_request
+from ..context import OUTCOME, Outcome, current_request
 from ..metrics import Metrics
-from ..security.proxies import ProxyResolver
-from . import body, target
+from ..security.proxies import ProxyResolver, client_key
+from . import body, target, websocket
 from .asgi import PROBES, ASGIApp, Message, Receive, Scope, Send
 from .inflight import Slots
 from .proxy import forwarded
-from .request_context import finish, last_net, request_facts, response_headers
+from .request_context import finish, last_net, read_facts, response_headers
 
 
 class Gate:
@@ -41,6 +49,7 @@ class Gate:
         max_inflight: int,
         inflight_wait: float,
         max_body_bytes: int,
+        ipv6_prefix: int = 64,
     ) -> None:
         self.app = app
         self.resolver = resolver
@@ -48,50 +57,57 @@ class Gate:
         self.origin = target.https_origin(issuer)
         self.slots = Slots(max_inflight, inflight_wait)
         self.max_body_bytes = max_body_bytes
+        self.ipv6_prefix = ipv6_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind != "http":
-            if kind == "websocket":
-                scope = forwarded(self.resolver, scope)
+        if kind == "http":
+            await self.serve(scope, receive, send)
+        elif kind == "websocket":
+            await self.serve(*websocket.as_http(scope, receive, send))
+        else:  # lifespan
             await self.app(scope, receive, send)
-            return
-        # 1. proxy
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # 1. proxy (a new scope: what the server handed in stays as it was)
         scope = forwarded(self.resolver, scope)
         # 2. request context
-        rid, credentials = request_facts(scope)
-        path = scope["path"]
+        facts, credentials = read_facts(scope)
+        outcome = Outcome()
+        scope[OUTCOME] = outcome
+        method, path = scope["method"], scope["path"]
         no_store = credentials or path.startswith("/v1/")
-        info = RequestInfo(
-            request_id=rid, client_ip=scope["client"][0], method=scope["method"], path=path
-        )
-        token = current_request.set(info)
+        token = current_request.set(facts)
         https = scope["scheme"] == "https"
-        rid_bytes = rid.encode()
+        rid = facts.request_id.encode()
+        status = 0
+        route: str | None = None
         started = time.perf_counter()
         self.metrics.request_started()
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                info.status = message["status"]
+                status = message["status"]
                 message = dict(message)
                 message["headers"] = response_headers(
                     message.get("headers", ()),
                     https=https,
-                    request_id=rid_bytes,
+                    request_id=rid,
                     no_store=no_store,
-                    ratelimit=info.ratelimit,
+                    ratelimit=outcome.ratelimit,
                 )
             await send(message)
 
         try:
             # 3. target (the checks cost no await; only an answer does)
             if not https or not target.plain_request_target(scope):
-                await target.answer(scope, send_with_headers, self.origin)
+                route = await target.answer(scope, send_with_headers, self.origin)
                 return
             # 4. in-flight cap
             probe = path in PROBES
-            if not probe and not await self.slots.enter(send_with_headers):
+            key = "" if probe else client_key(facts.client_ip, self.ipv6_prefix)
+            if not probe and not await self.slots.enter(key, send_with_headers):
                 return
             try:
                 # 5. head and body
@@ -106,10 +122,19 @@ class Gate:
                     await head.send(send_with_headers)
             finally:
                 if not probe:
-                    self.slots.leave()
+                    self.slots.leave(key)
         except Exception:  # the app's own handlers answer first; this is the last net
-            if not await last_net(info, send_with_headers):
+            if not await last_net(status != 0, send_with_headers):
                 raise
         finally:
-            finish(info, self.metrics, path, time.perf_counter() - started)
+            finish(
+                facts,
+                outcome,
+                self.metrics,
+                method=method,
+                path=path,
+                status=status,
+                route=route,
+                duration=time.perf_counter() - started,
+            )
             current_request.reset(token)

@@ -11,13 +11,11 @@ def forwarded(resolver: ProxyResolver, scope: Scope) -> Scope:
     one header family `PORTCULLIS_FORWARDED_HEADER` names; every other forwarding
     header (X-Forwarded-*, X-Real-IP, Forwarded) is ignored."""
     peer = scope.get("client") or ("", 0)
-    socket_tls = scope.get("scheme", "http") in ("https", "wss")
+    socket_tls = scope.get("scheme", "http") == "https"
     client_ip, scheme = resolver.resolve(
         peer[0], scope.get("headers", ()), "https" if socket_tls else "http"
     )
     scope = dict(scope)
     scope["client"] = (client_ip, peer[1])
-    if scope["type"] == "websocket":
-        scheme = "wss" if scheme == "https" else "ws"
     scope["scheme"] = scheme
     return scope

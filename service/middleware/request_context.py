@@ -1,4 +1,5 @@
-"""Per request: request id, security headers, access log line and request metrics."""
+"""Per request: request id and trace context in; security headers, access line and
+request metrics out."""
 
 from __future__ import annotations
 
@@ -7,18 +8,22 @@ import random
 import re
 from collections.abc import Iterable
 
-from ..api.problems import send_problem
-from ..context import RequestInfo
-from ..logging import get_logger, write_access_line
+from ..context import Outcome, RequestFacts
+from ..logging import access_line, get_logger
 from ..metrics import Metrics
+from ..problem import send_problem
 from ..security.headers import security_headers
 from ..security.ratelimit import Decision, header_fields
 from .asgi import PROBES, Scope, Send
 
-_ids = random.Random(os.urandom(32))  # noqa: S311 - request ids are not secrets
+_ids = random.Random(os.urandom(32))  # noqa: S311 - request and trace ids are not secrets
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))  # no shared stream
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-access_log = get_logger("portcullis.access")
+# W3C Trace Context `traceparent`: version-traceid-parentid-flags, lowercase hex. Version
+# ff is invalid; version 00 has exactly these four fields, later versions may append more.
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
+log = get_logger("portcullis.access")
 _REPLACED = frozenset({b"server", b"x-request-id"})  # never passed on from below
 _SECURITY = {https: security_headers(https) for https in (False, True)}  # built once
 _SECURITY_NAMES = frozenset(name for name, _ in _SECURITY[True])
@@ -72,10 +77,21 @@ def response_headers(
     return headers
 
 
-def request_facts(scope: Scope) -> tuple[str, bool]:
-    """The request id (the caller's X-Request-ID when it is 1..64 of [A-Za-z0-9._-],
-    else a new one) and whether the request carries an Authorization header."""
+def _new_id() -> str:
+    # 128 random bits as 32 hex digits (never all zero: W3C forbids that trace id). A
+    # correlation id, not a secret: drawn from a generator seeded once per process from
+    # the OS (no system call per request).
+    return f"{_ids.getrandbits(128) or 1:032x}"
+
+
+def read_facts(scope: Scope) -> tuple[RequestFacts, bool]:
+    """The request's facts — its id (the caller's X-Request-ID when it is 1..64 of
+    [A-Za-z0-9._-], else a new one), its trace (the caller's one valid `traceparent`,
+    else a new trace id) and its client address — and whether it carries an
+    Authorization header."""
     given: str | None = None
+    traceparent: bytes | None = None
+    parents = 0
     credentials = False
     for key, value in scope.get("headers", ()):
         lowered = key.lower()
@@ -84,30 +100,64 @@ def request_facts(scope: Scope) -> tuple[str, bool]:
                 given = bytes(value).decode("latin-1")
         elif lowered == b"authorization":
             credentials = True
-    if given and _REQUEST_ID.fullmatch(given):
-        return given, credentials
-    # 128 random bits as 32 hex digits, the form uuid4().hex had. A correlation id, not
-    # a secret: drawn from a generator seeded once per process from the OS (no system
-    # call per request).
-    return f"{_ids.getrandbits(128):032x}", credentials
+        elif lowered == b"traceparent":
+            traceparent, parents = bytes(value), parents + 1
+    rid = given if given and _REQUEST_ID.fullmatch(given) else _new_id()
+    client_ip = scope["client"][0]
+    if parents == 1:  # several traceparent fields are as good as none (W3C 3.2)
+        found = _TRACEPARENT.fullmatch(traceparent)  # type: ignore[arg-type]
+        if (
+            found is not None
+            and found[1] != b"ff"
+            and (found[5] is None or found[1] != b"00")
+            and found[2] != _ZERO_TRACE
+            and found[3] != _ZERO_SPAN
+        ):
+            facts = RequestFacts(
+                rid,
+                found[2].decode(),
+                client_ip,
+                parent_span_id=found[3].decode(),
+                sampled=bool(int(found[4], 16) & 1),
+            )
+            return facts, credentials
+    return RequestFacts(rid, _new_id(), client_ip), credentials
 
 
-def finish(info: RequestInfo, metrics: Metrics, path: str, duration: float) -> None:
-    """The request metrics and the access line, once the answer is sent (or not)."""
+def finish(
+    facts: RequestFacts,
+    outcome: Outcome,
+    metrics: Metrics,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    route: str | None,
+    duration: float,
+) -> None:
+    """The request metrics and the access line, once the answer is sent (or not: 499,
+    the client went away first)."""
     metrics.request_finished()
-    if info.status == 0:
-        info.status = 499  # the client went away before any answer
-    route = info.route or ("<probe>" if path in PROBES else "<unmatched>")
-    metrics.observe_request(info.method, route, info.status, duration)
-    write_access_line(info, seconds=duration)
+    status = status or 499
+    route = route or outcome.route or ("<probe>" if path in PROBES else "<unmatched>")
+    metrics.observe_request(method, route, status, duration)
+    access_line(
+        method=method,
+        path=path,
+        route=route,
+        status=status,
+        seconds=duration,
+        client_ip=facts.client_ip,
+        principal=outcome.principal,
+    )
 
 
-async def last_net(info: RequestInfo, send: Send) -> bool:
+async def last_net(started: bool, send: Send) -> bool:
     """An exception no handler of the app answered: logged, and answered with a 500
     problem unless an answer had started (False: the caller re-raises, which cuts the
     connection)."""
-    access_log.exception("unhandled exception in ASGI app")
-    if info.status != 0:
+    log.exception("unhandled exception in ASGI app")
+    if started:
         return False
     await send_problem(send, 500, detail="An unexpected error occurred.")
     return True

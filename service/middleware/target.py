@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from ..api.problems import send_problem
-from ..context import request_info
+from ..problem import send_problem
 from .asgi import Scope, Send
 
 # Origin-form request targets only (RFC 9112 3.2.1, RFC 3986 path-absolute): no
@@ -39,16 +38,17 @@ def plain_request_target(scope: Scope) -> bool:
     return True
 
 
-async def answer(scope: Scope, send: Send, origin: bytes) -> None:
+REDIRECT = "<redirect>"  # the route of the answers on the plain-http port
+
+
+async def answer(scope: Scope, send: Send, origin: bytes) -> str | None:
     """For a request `plain_request_target` and `scope["scheme"]` did not let through:
     400 for an odd request target (on every port); on the plain-http port 308 to the
-    issuer's `origin` plus the path and query (never the request's Host)."""
+    issuer's `origin` plus the path and query (never the request's Host). The route
+    of the answer: `REDIRECT`, or None for the 400."""
     if not plain_request_target(scope):
         await send_problem(send, 400, detail="Invalid request target.")
-        return
-    info = request_info()
-    if info is not None:
-        info.route = "<redirect>"
+        return None
     location = origin + _raw_path(scope)
     if scope.get("query_string"):
         location += b"?" + bytes(scope["query_string"])
@@ -60,6 +60,7 @@ async def answer(scope: Scope, send: Send, origin: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": b""})
+    return REDIRECT
 
 
 def https_origin(issuer: str) -> bytes:

@@ -56,3 +56,37 @@ async def test_waiting_request_gets_a_freed_slot(settings_factory: Any) -> None:
     async with app.test_app(), client_for(app) as c:
         results = await asyncio.gather(*(c.get("/short") for _ in range(3)))
     assert [r.status_code for r in results] == [200, 200, 200]
+
+
+async def test_a_few_addresses_cannot_take_every_slot() -> None:
+    """Once only a quarter of the slots are free, an address holding its share (a
+    sixteenth) waits and the free slots go to other addresses; a freed slot goes to the
+    longest-waiting request that may take it."""
+    from service.middleware.inflight import Slots
+
+    sent: list[int] = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            sent.append(message["status"])
+
+    slots = Slots(32, 5.0)  # share 2, reserve 8
+    for _ in range(24):  # one address alone may fill the house down to the reserve
+        assert await slots.enter("a", send)
+    queued = asyncio.create_task(slots.enter("a", send))
+    await asyncio.sleep(0)
+    assert not queued.done()  # "a" waits: only the reserve is free
+    for address in ("b", "c", "d", "e"):  # others may each take their share of it
+        assert await slots.enter(address, send)
+        assert await slots.enter(address, send)
+    assert slots.active == 32 and not queued.done()
+    late = asyncio.create_task(slots.enter("f", send))
+    await asyncio.sleep(0)
+    assert not late.done()  # full
+    slots.leave("b")  # the freed slot skips "a" (over its share) and goes to "f"
+    await asyncio.sleep(0)
+    assert late.done() and late.result() and not queued.done()
+    for _ in range(24):
+        slots.leave("a")
+    await asyncio.sleep(0)
+    assert queued.done() and queued.result() and sent == []

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.servers import free_port
+from tests.support.server import free_port
 from service.devcerts import make_dev_certs
 from tests.support.server import ROOT, Server
 

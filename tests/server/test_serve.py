@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.servers import free_port
+from tests.support.server import free_port
 from service.devcerts import make_dev_certs
 from tests.server.serving import PORTCULLIS, running
 from tests.support.server import ROOT

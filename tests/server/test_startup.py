@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import free_port
 from service.devcerts import make_dev_certs
-from tests.support.server import ROOT, run_server
+from tests.support.server import ROOT, free_port, run_server
 
 pytestmark = pytest.mark.server
 

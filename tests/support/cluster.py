@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 
-from bench.servers import free_port
 from service.devcerts import make_dev_certs
 from tests.support.haproxy import HAPROXY_CFG, balancer_certificate, haproxy_env
 from tests.support.loopthread import LoopThread
+from tests.support.server import free_port
 from tests.support.tcpproxy import TcpProxy, proxy_for
 
 ROOT = Path(__file__).resolve().parents[2]

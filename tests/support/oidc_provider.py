@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 from joserfc.jwk import ECKey
 
-from bench.servers import free_port
 from service.devcerts import make_dev_certs
+from tests.support.server import free_port
 
 HERE = Path(__file__).parent / "oidc"
 AUDIENCES = {"urn:portcullis": "portcullis", "urn:other": "other-api"}

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.servers import free_port
+from tests.support.server import free_port
 
 Popen = subprocess.Popen[bytes]
 

@@ -1,4 +1,7 @@
-"""Start the real thing: Hypercorn with hypercorn.toml on free loopback ports."""
+"""Start the real thing: Hypercorn with hypercorn.toml on free loopback ports.
+
+The one server launcher: the tests use it, and so does the benchmark (`bench/servers.py`
+adds CPU pinning and its own settings on top)."""
 
 from __future__ import annotations
 
@@ -10,14 +13,27 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import free_port
 from service.devcerts import make_dev_certs
 
 ROOT = Path(__file__).resolve().parents[2]
+_HANDED_OUT: set[int] = set()
+
+
+def free_port() -> int:
+    """A port free now and not handed out before in this process: the kernel may give
+    the same ephemeral port to two calls in a row (a server's TLS and plain-http ports
+    then collided, and TLS clients met the plain listener)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass
@@ -28,6 +44,7 @@ class Server:
     ca: Path
     data_dir: Path
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # the server's whole environment
 
     @property
     def url(self) -> str:
@@ -54,7 +71,12 @@ def run_server(
     workers: int = 1,
     env: dict[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
+    app: str = "service.asgi:app",
+    prefix: Sequence[str] = (),
+    migrate: bool = True,
 ) -> Iterator[Server]:
+    """Hypercorn serving `app` (run under the `prefix` command, e.g. taskset) until the
+    block ends, then SIGTERM (and SIGKILL to the whole group after 30 s)."""
     certs = make_dev_certs(tmp / "certs")
     port, http_port = free_port(), free_port()
     data_dir = tmp / "var"
@@ -68,17 +90,19 @@ def run_server(
         **(env or {}),
     }
     log = tmp / "server.log"
-    subprocess.run(
-        [sys.executable, "-m", "service", "migrate"],
-        env=environment,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    if migrate:
+        subprocess.run(
+            [sys.executable, "-m", "service", "migrate"],
+            env=environment,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "hypercorn",
@@ -95,7 +119,7 @@ def run_server(
                 "--workers",
                 str(workers),
                 *extra_args,
-                "service.asgi:app",
+                app,
             ],
             env=environment,
             cwd=ROOT,
@@ -103,7 +127,7 @@ def run_server(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, port, http_port, certs["ca"], data_dir, log)
+    server = Server(process, port, http_port, certs["ca"], data_dir, log, environment)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -125,5 +149,5 @@ def run_server(
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
