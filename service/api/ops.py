@@ -66,7 +66,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
         (limits fall back to per-process ones meanwhile)."""
         svc = services()
-        state = await svc.health.check_ready()
+        state = await svc.health.ready()
         checks = {"database": state.database, "redis": state.redis}
         body: dict[str, object] = {"checks": checks}
         issuers_ok = True
