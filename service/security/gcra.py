@@ -202,5 +202,6 @@ class RedisEngine:
         )
         return True
 
-    async def forget(self, checks: Sequence[Check]) -> None:
+    async def forget(self, checks: Sequence[Check]) -> bool:
         await self.client.delete(*[self.prefix + c.key for c in checks])
+        return True

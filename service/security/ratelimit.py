@@ -202,4 +202,6 @@ class Limiter:
         self.memory.forget(self._fallback(checks))
         redis = self.redis
         if redis is not None and checks:
-            await self._through_redis(lambda: redis.forget(checks))
+            if await self._through_redis(lambda: redis.forget(checks)) is None:
+                # its keys expire with their window; meanwhile they still count there
+                log.warning("ratelimit.reset_failed")
