@@ -233,6 +233,8 @@ class PortcullisOpenAPI(OpenAPIProvider):
             causes.setdefault(422, []).append(
                 "The `Idempotency-Key` was used before with another body."
             )
+        if 400 not in docs.oauth_errors:  # the OAuth endpoints say it in their own shape
+            causes.setdefault(400, []).append("More than one credential in `Authorization`.")
         if auth != "public":
             causes.setdefault(401, []).append(
                 "No bearer token, or one that is invalid, expired or revoked."
