@@ -20,6 +20,7 @@ pytestmark = pytest.mark.server
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 # Each run's whole budget, fuzzing and stateful sequences included: a few minutes in all.
 AS_ADMIN_SECONDS, ANONYMOUS_SECONDS = 90, 40
+CREATE_ADMIN = (sys.executable, "-m", "service", "create-user")
 SEED = 20261207  # the same cases on every run: a failure here is reproducible
 
 
@@ -39,8 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def admin_token(server: Server) -> str:
     subprocess.run(
-        [sys.executable, "-m", "service", "create-user", "fuzzadmin", "--role", "admin"]
-        + ["--password-stdin"],
+        [*CREATE_ADMIN, "fuzzadmin", "--role", "admin", "--password-stdin"],
         input=PASSWORD.encode() + b"\n",
         env={"PATH": "/usr/bin:/bin", "PORTCULLIS_DATA_DIR": str(server.data_dir)},
         cwd=ROOT,
