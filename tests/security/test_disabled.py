@@ -80,6 +80,16 @@ async def test_disabled_in_the_database_is_refused_everywhere_within_a_second(
 
         await set_disabled(a, "clients", "client_id", created.client_id, True)
         await refused_within([via_a, via_b], robot, 1.0)
+        for client in (via_a, via_b):  # and it gets no new token either
+            r = await client.post(
+                "/v1/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": created.client_id,
+                    "client_secret": created.client_secret,
+                },
+            )
+            assert r.status_code == 400 and r.json()["error"] == "invalid_client", r.text
 
         await set_disabled(a, "users", "id", me, False)  # enabled again: served again
         deadline = time.monotonic() + 1.0
