@@ -233,7 +233,8 @@ class PortcullisOpenAPI(OpenAPIProvider):
             causes.setdefault(422, []).append(
                 "The `Idempotency-Key` was used before with another body."
             )
-        if 400 not in docs.oauth_errors:  # the OAuth endpoints say it in their own shape
+        if 400 not in docs.oauth_errors and (auth != "public" or rule.rule.startswith("/v1/")):
+            # (the OAuth endpoints say it in their own shape)
             causes.setdefault(400, []).append("More than one credential in `Authorization`.")
         if auth != "public":
             causes.setdefault(401, []).append(
