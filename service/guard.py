@@ -22,6 +22,7 @@ from .security.authn import (
     authenticate,
     set_authentication,
 )
+from .security.crosssite import failure_counts, from_another_site
 from .security.ratelimit import Check, Decision, NamedLimit
 from .services import Services
 
@@ -103,6 +104,10 @@ def install(app: Quart, svc: Services) -> None:
         if req.path.startswith("/v1/") and svc.abuse.is_blocked(ip):
             g.refused_by_block = True
             raise ClientBlocked()
+        if endpoint == "v1.auth.token" and from_another_site(
+            req.headers, allowed=svc.settings.cors_origins, own=f"{req.scheme}://{req.host}"
+        ):  # credentials in a form a page elsewhere posted (security/crosssite.py)
+            raise Forbidden("Token requests from another site's pages are refused.")
         view = app.view_functions.get(endpoint) if endpoint else None
         if view is not None and getattr(view, AUTH_ATTRIBUTE, None) is None:
             # Deny by default: a route nobody gave an access decision is never served.
@@ -150,7 +155,16 @@ def install(app: Quart, svc: Services) -> None:
             outcome = outcome_of(req.scope) or Outcome()  # no gate: nobody reads it
             outcome.ratelimit = _with_announced(outcome.ratelimit, announced)
         if response.status_code in _COUNTED:
-            if req.path.startswith("/v1/") and not g.get("refused_by_block", False):
+            if (
+                req.path.startswith("/v1/")
+                and not g.get("refused_by_block", False)
+                and failure_counts(
+                    req.headers,
+                    response.status_code,
+                    allowed=svc.settings.cors_origins,
+                    own=f"{req.scheme}://{req.host}",
+                )
+            ):
                 await svc.abuse.record_failure(
                     req.remote_addr or "unknown", f"http_{response.status_code}"
                 )

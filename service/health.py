@@ -1,7 +1,11 @@
 """Readiness and background upkeep: schema check, dependency checks, key reloads, purges.
 
-One `Health` per app. `check_ready` answers /readyz and keeps `dependency_up` and the
-logs current; `run` is the upkeep loop (every `READY_SECONDS`, never on a request's
+One `Health` per app. `start` migrates and runs the first readiness check before the
+process serves, so `dependency_up` tells the truth from the first scrape. `check_ready`
+keeps `dependency_up` and the logs current; `/readyz` asks `ready`, which answers from
+a check under `READY_CACHE_SECONDS` old and otherwise shares one check among every
+caller meanwhile (a probe flood costs one database and Redis round trip per second).
+`run` is the upkeep loop (every `READY_SECONDS`, never on a request's
 path): key consensus, the per-process limits warning, readiness, reloading the signing
 key file when it changes, and purging expired state. `ensure_migrated` retries the
 start-up migration while the database is down (the signal bus calls it before each poll).
@@ -22,6 +26,7 @@ from .security.blocking import BlockList
 from .security.denylist import Denylist
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
+from .security.ratelimit import Limiter
 from .store import idempotency, migrations
 from .store import signals as signal_store
 from .store.db import Database
@@ -31,6 +36,7 @@ log = get_logger("portcullis.services")
 READY_SECONDS = 2.5
 KEY_CONSENSUS_SECONDS = 10.0
 PURGE_SECONDS = 60.0
+READY_CACHE_SECONDS = 1.0
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Health:
         denylist: Denylist,
         blocks: BlockList,
         migrate_on_start: bool,
+        limiter: Limiter | None = None,
     ) -> None:
         self.db = db
         self.redis = redis
@@ -61,6 +68,9 @@ class Health:
         self.denylist = denylist
         self.blocks = blocks
         self.migrate_on_start = migrate_on_start
+        self.limiter = limiter
+        self._answered: tuple[float, Readiness] | None = None  # (monotonic, last /readyz check)
+        self._checking: asyncio.Future[Readiness] | None = None
         self.readiness = Readiness(redis="unknown" if redis is not None else "disabled")
         self.migrated = False
         self.draining = False  # set on SIGTERM: readiness fails, requests are still served
@@ -86,11 +96,38 @@ class Health:
         else:
             self.migrated = True
 
+    async def start(self) -> None:
+        """Before serving: migrate, then check readiness once (sets `dependency_up`)."""
+        await self.try_migrate()
+        with contextlib.suppress(Exception):
+            await self.check_ready()
+
     async def ensure_migrated(self) -> None:
         if not self.migrated:
             await self.try_migrate()
 
     # Readiness ------------------------------------------------------------------
+
+    async def ready(self) -> Readiness:
+        """/readyz: the last answer when under READY_CACHE_SECONDS old (and the limiter
+        has not found Redis failing since), else the result of the one check in flight
+        (started now if none is)."""
+        answered = self._answered
+        if (
+            answered is not None
+            and time.monotonic() - answered[0] < READY_CACHE_SECONDS
+            and not (self.limiter is not None and self.limiter.redis_suspect)
+        ):
+            return answered[1]
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.ensure_future(self._check_and_remember())
+        # shielded: a caller that goes away does not cancel the check the others await
+        return await asyncio.shield(self._checking)
+
+    async def _check_and_remember(self) -> Readiness:
+        state = await self.check_ready()
+        self._answered = (time.monotonic(), state)
+        return state
 
     async def check_ready(self) -> Readiness:
         async def database() -> str:
@@ -153,7 +190,9 @@ class Health:
                     await self.key_consensus.check()
             if not warned and time.monotonic() - started > 3:  # sibling workers are up
                 warned = True
-                self.warn_if_limits_per_process()
+                workers = self.warn_if_limits_per_process()
+                if self.limiter is not None:  # its share of each limit while Redis is down
+                    self.limiter.share = workers
             with contextlib.suppress(Exception):
                 await self.check_ready()  # keeps dependency_up and the logs current
             try:

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 SCHEMES = ("redis://", "rediss://", "unix://", *CLUSTER_SCHEMES, *SENTINEL_SCHEMES)
+WARM_CONNECTIONS = 32  # pooled connections opened at start-up (see warm_up)
 
 
 def _nodes(netloc: str) -> tuple[str | None, str | None, list[tuple[str, int]]]:
@@ -99,14 +100,23 @@ def make_client(url: str) -> Any:
     return aioredis.from_url(url, health_check_interval=5, **bounds)
 
 
-async def warm_up(client: Any) -> None:
-    """Learn a cluster's topology before the first burst: redis-py's asyncio
-    RedisCluster, initialised lazily by concurrent first commands, fails some of them
-    (docs/upstream.md). A no-op for the other clients; raises while Redis is down."""
+async def warm_up(client: Any, connections: int = WARM_CONNECTIONS) -> None:
+    """Get ready for the first burst; raises while Redis is down.
+
+    A cluster client learns its topology first: redis-py's asyncio RedisCluster,
+    initialised lazily by concurrent first commands, fails some of them
+    (docs/upstream.md). The other clients open `connections` pooled connections, so a
+    burst finds them established: dozens of handshakes at once can take longer than
+    the limiter waits for Redis (`ratelimit.REDIS_DEADLINE`), and would look like an
+    outage."""
+    import asyncio
+
     from redis.asyncio.cluster import RedisCluster
 
     if isinstance(client, RedisCluster):
         await client.initialize()
+        return
+    await asyncio.gather(*(client.ping() for _ in range(connections)))
 
 
 async def close(client: Any) -> None:

@@ -18,6 +18,7 @@ import contextlib
 from typing import Any
 
 from .config import Settings
+from .domain import disabled
 from .domain.abuse import AbusePolicy
 from .domain.records import RecordCache
 from .health import Health
@@ -90,6 +91,7 @@ class Services:
             denylist=self.denylist,
             blocks=self.blocks,
             migrate_on_start=settings.migrate_on_start,
+            limiter=self.limiter,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -102,9 +104,11 @@ class Services:
     async def start(self) -> None:
         await self.open()
         self.health.worker_dir = register_worker(self.settings.data_dir)
-        await self.health.try_migrate()
+        await self.health.start()
         with contextlib.suppress(Exception):
             await self.bus.poll()
+        with contextlib.suppress(Exception):  # down: the watcher reads it next time
+            await disabled.refresh(self.db, self.denylist)
         if self.redis is not None:
             with contextlib.suppress(Exception):  # down: the limiter copes, and retries
                 await warm_up(self.redis)
@@ -115,6 +119,7 @@ class Services:
                 self.bus.run(self.health.ensure_migrated), name="portcullis-signals"
             ),
             asyncio.create_task(self.health.run(), name="portcullis-upkeep"),
+            asyncio.create_task(disabled.watch(self.db, self.denylist), name="portcullis-disabled"),
         ]
         if self.redis is not None:
             self._tasks.append(asyncio.create_task(self.bus.listen(), name="portcullis-sub"))
@@ -125,6 +130,7 @@ class Services:
         if self._tasks:  # bounded: a client library must not hold the shutdown up
             await asyncio.wait(self._tasks, timeout=2.0)
         self._tasks = []
+        await self.limiter.close()
         if self.external is not None:
             await self.external.stop()
         if self.redis is not None:

@@ -3,23 +3,20 @@
 A route's auth decision, rate limits, body, query and path parameters decide its
 `security`, its problem+json error responses and its RateLimit headers here, so the
 document cannot drift from what is enforced; `documented.py` adds the rest. The document
-is built once and served as cached bytes with an ETag.
+is served from `openapi_document.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import hashlib
-import json
+import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
-from quart import Quart
 from quart_schema.openapi import QUART_SCHEMA_OPERATION_ID_ATTRIBUTE, OpenAPIProvider, Tag
 from quart_schema.validation import (
     QUART_SCHEMA_QUERYSTRING_ATTRIBUTE,
@@ -81,6 +78,27 @@ _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _OAUTH_ERROR = {"$ref": "#/components/schemas/OAuthErrorOut"}
 _STR: dict[str, Any] = {"type": "string"}
 _HEADER_SCHEMA: dict[str, dict[str, Any]] = {"Retry-After": {"type": "integer", "minimum": 1}}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), not a copy of it."""
+    try:
+        return version("portcullis")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+def summary_and_description(func: Callable[..., Any]) -> tuple[str, str] | None:
+    """The first sentence of the docstring as the summary (quart-schema takes the first
+    line, which cuts a wrapped sentence), and the whole docstring as the description."""
+    doc = inspect.getdoc(func)
+    if not doc:
+        return None
+    first_paragraph = " ".join(doc.split("\n\n", 1)[0].split())
+    summary = _SENTENCE_END.split(first_paragraph, maxsplit=1)[0]
+    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n")]
+    return summary, "\n\n".join(paragraphs)
 
 
 def _component(name: str) -> str:
@@ -97,6 +115,7 @@ class PortcullisOpenAPI(OpenAPIProvider):
 
     def schema(self) -> dict[str, Any]:
         schema = super().schema()
+        schema["info"]["version"] = package_version()
         components = schema["components"]
         for name, text in _SCHEME_TEXT.items():
             components["securitySchemes"][name]["description"] = text
@@ -143,6 +162,11 @@ class PortcullisOpenAPI(OpenAPIProvider):
         docs: RouteDocs = getattr(func, DOCS_ATTRIBUTE, None) or RouteDocs()
         blueprints = rule.endpoint.split(".")[:-1]
         operation["tags"] = [blueprints[-1]] if blueprints else ["ops"]
+        texts = summary_and_description(func)
+        if texts is not None:
+            operation["summary"], operation["description"] = texts
+        if "requestBody" in operation:  # every route that reads a body needs one
+            operation["requestBody"]["required"] = True
         auth = getattr(func, AUTH_ATTRIBUTE, None)
         if auth == "public":
             operation["security"] = []
@@ -198,8 +222,20 @@ class PortcullisOpenAPI(OpenAPIProvider):
                     "The body is not `application/x-www-form-urlencoded`."
                 )
             causes.setdefault(413, []).append("The body is over the size limit.")
-        if getattr(func, QUART_SCHEMA_QUERYSTRING_ATTRIBUTE, None) is not None:
+        query = getattr(func, QUART_SCHEMA_QUERYSTRING_ATTRIBUTE, None)
+        if query is not None:
             causes.setdefault(422, []).append("A query parameter fails validation.")
+            if "cursor" in getattr(query, "model_fields", {}):
+                causes.setdefault(400, []).append(
+                    "The `cursor` was not issued by this list for this caller, or was altered."
+                )
+        if "Idempotency-Key" in docs.request_headers:
+            causes.setdefault(422, []).append(
+                "The `Idempotency-Key` was used before with another body."
+            )
+        if 400 not in docs.oauth_errors and (auth != "public" or rule.rule.startswith("/v1/")):
+            # (the OAuth endpoints say it in their own shape)
+            causes.setdefault(400, []).append("More than one credential in `Authorization`.")
         if auth != "public":
             causes.setdefault(401, []).append(
                 "No bearer token, or one that is invalid, expired or revoked."
@@ -209,6 +245,9 @@ class PortcullisOpenAPI(OpenAPIProvider):
         if rule.rule.startswith("/v1/"):
             causes.setdefault(403, []).append("This client is blocked after repeated failures.")
         if rule.arguments:
+            causes.setdefault(400, []).append(
+                "A path parameter holds control characters, `/`, `\\` or a dot segment."
+            )
             causes.setdefault(404, []).append("No such resource, or not the caller's.")
         if limited:
             causes.setdefault(429, []).append("Rate limited; see `Retry-After`.")
@@ -258,35 +297,3 @@ def _lift_models(schema: dict[str, Any]) -> None:
                         name += "_"
                     components[name] = model
                     media["schema"] = {"$ref": f"#/components/schemas/{name}"}
-
-
-# The cached document -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Document:
-    body: bytes
-    etag: str
-
-
-def build_document(app: Quart) -> Document:
-    """The document as bytes with a strong ETag."""
-    schema = app.extensions["QUART_SCHEMA"].openapi_provider.schema()
-    body = json.dumps(schema, ensure_ascii=False, separators=(",", ":")).encode()
-    return Document(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
-
-
-class DocumentCache:
-    """Built once, on first use, in a worker thread (about 50 ms of CPU that would
-    otherwise stall the event loop); concurrent first requests wait for that one build."""
-
-    def __init__(self) -> None:
-        self._document: Document | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self, app: Quart) -> Document:
-        if self._document is None:
-            async with self._lock:
-                if self._document is None:
-                    self._document = await asyncio.to_thread(build_document, app)
-        return self._document

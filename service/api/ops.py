@@ -19,7 +19,7 @@ from ..security.headers import DOCS_CSP
 from ..security.ratelimit import named_limits
 from .current import services
 from .documented import responds
-from .openapi import DocumentCache
+from .openapi_document import DocumentCache
 from .responses import no_content
 
 DOCS_HTML = """<!doctype html>
@@ -62,11 +62,13 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @document_response(Readiness, 503)
     @responds(503, headers=("Retry-After",))
     async def readyz() -> tuple[dict[str, object], int, dict[str, str]]:
-        """Readiness: 503 only when this replica cannot serve (database down, or draining
-        after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
-        (limits fall back to per-process ones meanwhile)."""
+        """Readiness: whether this replica can serve.
+
+        503 only when it cannot (database down, or draining after SIGTERM); a Redis
+        outage is reported as `degraded` and keeps it in rotation (limits fall back to
+        per-process shares meanwhile). An answer is reused for up to a second."""
         svc = services()
-        state = await svc.health.check_ready()
+        state = await svc.health.ready()
         checks = {"database": state.database, "redis": state.redis}
         body: dict[str, object] = {"checks": checks}
         issuers_ok = True

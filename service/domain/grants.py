@@ -32,7 +32,7 @@ from .identity import (
     revoke_session,
     sha256,
 )
-from .login_throttle import POLICY, LoginGate, Verdict, admit, count_failure, login_gate
+from .login_throttle import POLICY, Verdict, admit, login_gate, succeeded
 from .parts import Parts
 
 Report = Callable[[Decision], None]
@@ -57,10 +57,8 @@ def _throttled(svc: Parts, verdict: Verdict) -> TooManyRequests:
     return TooManyRequests(verdict.retry_after, policy=POLICY)
 
 
-async def _login_failed(
-    svc: Parts, gate: LoginGate, report: Report, ip: str, reason: str, user_id: str | None
-) -> OAuthError:
-    report((await count_failure(svc.limiter, gate)).as_decision())
+async def _login_failed(svc: Parts, ip: str, reason: str, user_id: str | None) -> OAuthError:
+    # the login budgets were spent when the attempt was admitted (login_throttle)
     await svc.abuse.record_failure(ip, "login_failed")
     svc.metrics.logins.labels("failure").inc()
     security_event("auth.login_failed", reason=reason, principal=user_id)
@@ -88,7 +86,8 @@ async def password_grant(
         ip=ip,
         ipv6_prefix=svc.settings.ipv6_prefix,
     )
-    verdict = await admit(svc.limiter, gate)
+    admission = await admit(svc.limiter, gate)
+    verdict = admission.verdict
     report(verdict.as_decision())
     if not verdict.allowed:
         raise _throttled(svc, verdict)
@@ -99,7 +98,8 @@ async def password_grant(
         reason = "bad_password" if user is not None else "unknown_user"
         if ok and user is not None:
             reason = "disabled"
-        raise await _login_failed(svc, gate, report, ip, reason, user.id if user else None)
+        raise await _login_failed(svc, ip, reason, user.id if user else None)
+    await succeeded(svc.limiter, gate, admission)
     scopes = narrow_scope(form.get("scope"), ROLE_SCOPES[user.role])
     rehash = svc.passwords.needs_rehash(user.password_hash)
     new_hash = await svc.passwords.hash(password) if rehash else None
@@ -214,7 +214,11 @@ async def _authenticate_client(
     client = await cached_client(svc, client_id) if client_id and len(client_id) <= 64 else None
     expected = client.secret_hash if client else DUMMY_SECRET_HASH
     matches = hmac.compare_digest(expected, sha256(secret))
-    if client is None or not matches or client.disabled:
+    # disabled: as its row says (cached up to 5 s), or as every process read it lately
+    disabled = client is not None and (
+        client.disabled or client.client_id in svc.denylist.disabled_clients
+    )
+    if client is None or not matches or disabled:
         svc.metrics.logins.labels("failure").inc()
         await svc.abuse.record_failure(ip, "client_auth_failed")
         security_event(

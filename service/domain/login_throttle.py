@@ -15,7 +15,12 @@
 The client network is the client key of limits and blocks: the IPv4 address, or the
 IPv6 `PORTCULLIS_IPV6_PREFIX` network (one host usually owns a whole /64). State lives
 in the limiter, so with Redis every process and replica shares it.
-A login with budget left costs one limiter round trip.
+
+Budgets are spent when an attempt is admitted, in one atomic limiter step, and given
+back when the password was right: N concurrent guesses never check more passwords than
+the budgets allow, on any number of processes and replicas. A failure counts nothing
+more; it was counted at admission. An admitted login costs two limiter round trips,
+a successful one two more.
 """
 
 from __future__ import annotations
@@ -79,29 +84,41 @@ def login_gate(setting: str, *, username: str, ip: str, ipv6_prefix: int) -> Log
     )
 
 
-async def admit(limiter: Limiter, gate: LoginGate) -> Verdict:
-    """May this address try a password for this account now? Consumes nothing."""
-    both = await limiter.check([gate.pair, gate.account], consume=False)
+@dataclass(frozen=True)
+class Admission:
+    """An admitted attempt and the budget units it spent (given back on success)."""
+
+    verdict: Verdict
+    spent: tuple[Check, ...] = ()
+
+
+async def admit(limiter: Limiter, gate: LoginGate) -> Admission:
+    """May this address try a password for this account now? Spends the budgets at
+    once, atomically (one limiter step each), so concurrent attempts cannot all pass a
+    check that nothing has been counted against yet."""
+    both = await limiter.check([gate.pair, gate.account])
     if both.allowed:
-        return Verdict(True, 0, both.states[0])
-    pair, account, seen = await asyncio.gather(
-        *(limiter.check([check], consume=False) for check in (gate.pair, gate.account, gate.seen))
-    )
-    if not pair.allowed:
-        return Verdict(False, pair.retry_after, pair.states[0])
-    if not account.allowed and not seen.allowed:
-        # Over the ceiling and this address failed recently: wait until the ceiling
-        # regains room or this address's failure has aged out, whichever comes first.
-        retry = min(account.retry_after, seen.retry_after)
-        return Verdict(False, retry, (POLICY, gate.pair.count, gate.pair.window, 0, retry))
-    return Verdict(True, 0, pair.states[0])
+        # Note that this address tried: should the ceiling be spent before this attempt
+        # is settled, the address already counts as one that failed.
+        await limiter.check([gate.seen])
+        return Admission(Verdict(True, 0, both.states[0]), (gate.pair, gate.account))
+    if gate.pair.name in both.refused:
+        return Admission(Verdict(False, both.retry_after, both.states[0]))
+    # Over the ceiling: an address with no recent failure for this account gets one
+    # attempt (spending its pair budget and its one "seen" unit together); one that failed
+    # recently waits until the ceiling regains room or its failure has aged out.
+    fresh = await limiter.check([gate.pair, gate.seen])
+    if fresh.allowed:
+        return Admission(Verdict(True, 0, fresh.states[0]), (gate.pair, gate.seen))
+    if gate.pair.name in fresh.refused:
+        return Admission(Verdict(False, fresh.retry_after, fresh.states[0]))
+    retry = min(both.retry_after, fresh.retry_after)
+    return Admission(Verdict(False, retry, (POLICY, gate.pair.count, gate.pair.window, 0, retry)))
 
 
-async def count_failure(limiter: Limiter, gate: LoginGate) -> Verdict:
-    """Count a failed password against every budget that still has room."""
-    both, _seen = await asyncio.gather(
-        limiter.check([gate.pair, gate.account]), limiter.check([gate.seen])
-    )
-    if not both.allowed:  # the ceiling is spent: the pair budget still counts
-        both = await limiter.check([gate.pair])
-    return Verdict(True, 0, both.states[0])
+async def succeeded(limiter: Limiter, gate: LoginGate, admission: Admission) -> None:
+    """The right password: give back what the attempt spent, and forget that this
+    address tried, so the owner is never refused for having logged in."""
+    if admission.spent:
+        spent = [c for c in admission.spent if c is not gate.seen]
+        await asyncio.gather(limiter.refund(spent), limiter.forget([gate.seen]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .common import Out, iso
+from .common import Out, Timestamp, iso
 
 if TYPE_CHECKING:  # the rows' shape only: models never call the store
     from ..store.audit import AuditRow
@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # the rows' shape only: models never call the store
 
 class AuditEvent(Out):
     id: int
-    ts: str
+    ts: Timestamp
     event: str
     actor: str | None
     target: str | None
@@ -33,7 +33,7 @@ class AuditEvent(Out):
 
 class BlockOut(Out):
     ip: str
-    until: str
+    until: Timestamp
     reason: str
 
     @classmethod

@@ -53,6 +53,9 @@ Title = Annotated[str, _N, Field(min_length=1, max_length=200), _C, _length(1, 2
 Body = Annotated[str, _N, Field(max_length=10000), _C, _length(0, 10000)]
 Name = Annotated[str, _N, Field(min_length=1, max_length=100), _C, _length(1, 100)]
 Secret = Annotated[str, _N, Field(min_length=1, max_length=1024), _C, _length(1, 1024)]
+# Output fields, typed for the document (generated clients get typed ids and dates).
+Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class StrictIn(BaseModel):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from .common import Body, Out, PageQuery, StrictIn, Title, iso
+from .common import Body, Out, PageQuery, StrictIn, Timestamp, Title, Uuid, iso
 
 if TYPE_CHECKING:  # the row's shape only: models never call the store
     from ..store.notes import NoteRow
@@ -47,12 +47,12 @@ class NoteUpdate(StrictIn):
 
 
 class NotePublic(Out):
-    id: str
+    id: Uuid
     title: str
     body: str
     tags: list[str]
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
     version: int
 
     @classmethod

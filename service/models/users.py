@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from .common import Name, Out, Secret, StrictIn, iso
+from .common import Name, Out, Secret, StrictIn, Timestamp, Uuid, iso
 
 if TYPE_CHECKING:  # the rows' shape only: models never call the store
     from ..store.users import ClientRow, UserRow
@@ -46,11 +46,11 @@ class RegisterIn(StrictIn):
 class UserPublic(Out):
     model_config = ConfigDict(extra="forbid", frozen=True)  # one per cached row, shared
 
-    id: str
+    id: Uuid
     username: str
     role: Role
     disabled: bool
-    created_at: str
+    created_at: Timestamp
 
     @classmethod
     def from_row(cls, user: UserRow) -> UserPublic:
@@ -85,7 +85,7 @@ class UserPatch(StrictIn):
 
 class ClientCreate(StrictIn):
     name: Name
-    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    scopes: list[Scope] = Field(min_length=1, max_length=3, json_schema_extra={"uniqueItems": True})
 
     @field_validator("scopes")
     @classmethod

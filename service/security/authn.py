@@ -98,6 +98,8 @@ async def authenticate(
         return Authentication(failure=exc.reason)
     if denylist.is_revoked(principal):
         return Authentication(failure="revoked")
+    if denylist.is_disabled(principal):
+        return Authentication(failure="inactive_principal")
     return Authentication(principal=principal)
 
 

@@ -1,4 +1,5 @@
-"""In-memory denylist of revoked access tokens (`jti`) and login sessions (`sid`).
+"""In-memory denylist of revoked access tokens (`jti`) and login sessions (`sid`), and of
+disabled users and clients (kept whole by `domain/disabled.py`).
 
 Every process holds the whole list (entries expire with the longest-lived token they
 could concern), filled from the signals table at start and kept current by the signal
@@ -17,6 +18,8 @@ class Denylist:
     def __init__(self) -> None:
         self.jtis: dict[str, float] = {}
         self.sids: dict[str, float] = {}
+        self.disabled_users: frozenset[str] = frozenset()
+        self.disabled_clients: frozenset[str] = frozenset()
 
     def revoke_jti(self, jti: str, until: float) -> None:
         self.jtis[jti] = max(until, self.jtis.get(jti, 0))
@@ -28,6 +31,15 @@ class Denylist:
         if principal.jti in self.jtis:
             return True
         return principal.sid is not None and principal.sid in self.sids
+
+    def is_disabled(self, principal: Principal) -> bool:
+        """Whether the token's local user or client is disabled (external subjects are
+        their issuer's to disable)."""
+        if principal.is_external:
+            return False
+        if principal.is_client:
+            return principal.client_id in self.disabled_clients
+        return principal.sub in self.disabled_users
 
     def purge(self, now: float | None = None) -> None:
         now = now or time.time()

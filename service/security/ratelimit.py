@@ -1,38 +1,52 @@
-"""GCRA rate limiting that is exact under concurrency, in memory or in Redis.
+"""Rate limiting: declarations, the RateLimit fields, and the limiter that picks an engine.
 
 Limits are declared with quart-rate-limiter's API (`rate_limit`, `limit_blueprint`,
 `rate_exempt`, `RateLimit`); its enforcement is not used, because its stores are not
-atomic (Redis GET then SET, keys without TTL) and its memory store never evicts.
+atomic (Redis GET then SET, keys without TTL) and its memory store never evicts. The
+atomic GCRA engines are in `gcra.py`.
 
-Here a check of all the limits that apply to a request is one atomic step: every
-limit is tested and, only when all pass, every theoretical arrival time (TAT) is
-advanced. In memory that is a synchronous function (no await between test and
-update, so the event loop cannot interleave); in Redis it is one Lua script, one round
-trip, with keys expiring when their window has passed and time taken from the Redis
-server so replicas with skewed clocks share one budget.
-
-If Redis is unreachable the limiter fails open to the per-process memory engine,
-logs that at ERROR once per outage, and retries Redis after a short back-off.
+If Redis is unreachable or hung, the limiter fails open to the per-process memory
+engine and logs that at ERROR once per outage. No request waits on Redis longer than
+`REDIS_DEADLINE`. A failed or late answer makes Redis suspect: from then on requests go
+straight to memory, and one probe, off every request's path, asks Redis again (at most
+one every `retry_seconds`) until it answers. In memory each process enforces its share
+of every limit, `max(1, count // share)` with `share` the worker processes alive on
+this host, so an outage does not hand every process a full fresh budget
+(docs/operations.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
-import time
-from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TypeVar
 
 from quart_rate_limiter import RateLimit
 
 from ..config import Limit
+from .gcra import US, Check, Decision, MemoryEngine, RedisEngine
+
+__all__ = [
+    "US",
+    "Check",
+    "Decision",
+    "Limiter",
+    "MemoryEngine",
+    "NamedLimit",
+    "RedisEngine",
+    "header_fields",
+    "named_limits",
+]
 
 log = logging.getLogger("portcullis.ratelimit")
-US = 1_000_000
+T = TypeVar("T")
+# The longest a request waits on Redis: past it Redis counts as down (fail open).
+REDIS_DEADLINE = 0.1
+PROBE_TIMEOUT = 1.0
 
 
 @dataclass
@@ -59,27 +73,6 @@ def named_limits(name: str, limits: Sequence[Limit], key_kind: str) -> list[Rate
     return out
 
 
-@dataclass(frozen=True)
-class Check:
-    key: str
-    count: int
-    window: int  # seconds
-    name: str
-    emission_us: int = field(init=False)  # the GCRA emission interval
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "emission_us", max(1, (self.window * US) // self.count))
-
-
-@dataclass
-class Decision:
-    allowed: bool
-    retry_after: int = 0
-    # (name, count, window, remaining, reset seconds) for each check
-    states: list[tuple[str, int, int, int, int]] = field(default_factory=list)
-    rejected_by: str | None = None
-
-
 @lru_cache(maxsize=256)
 def _policy_field(policies: tuple[tuple[str, int, int], ...]) -> bytes:
     """`RateLimit-Policy`, built once per set of limits (it depends on nothing else)."""
@@ -102,175 +95,113 @@ def header_fields(decision: Decision) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _evaluate(
-    checks: Sequence[Check], tats: Sequence[int | None], now: int
-) -> tuple[Decision, list[int]]:
-    decision = Decision(allowed=True)
-    new_tats: list[int] = []
-    worst_retry = 0
-    for check, stored in zip(checks, tats, strict=True):
-        window = check.window * US
-        tat = stored if stored is not None and stored > now else now
-        new_tat = tat + check.emission_us
-        diff = new_tat - now
-        if diff > window:
-            retry = diff - window
-            decision.allowed = False
-            if retry > worst_retry:
-                worst_retry = retry
-                decision.rejected_by = check.name
-            decision.states.append(
-                (check.name, check.count, check.window, 0, math.ceil(retry / US))
-            )
-            new_tats.append(tat)
-        else:
-            remaining = (window - diff) // check.emission_us
-            decision.states.append(
-                (check.name, check.count, check.window, int(remaining), math.ceil(diff / US))
-            )
-            new_tats.append(new_tat)
-    decision.retry_after = max(1, math.ceil(worst_retry / US)) if not decision.allowed else 0
-    return decision, new_tats
-
-
-class MemoryEngine:
-    """Per-process GCRA with a bounded LRU of keys (old keys are evicted first)."""
-
-    def __init__(self, max_keys: int = 100_000) -> None:
-        self.max_keys = max_keys
-        self._tats: OrderedDict[str, int] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._tats)
-
-    def check(
-        self, checks: Sequence[Check], now: int | None = None, *, consume: bool = True
-    ) -> Decision:
-        now = now if now is not None else time.time_ns() // 1000
-        stored = [self._tats.get(c.key) for c in checks]
-        decision, new_tats = _evaluate(checks, stored, now)
-        if decision.allowed and consume:
-            for check, tat in zip(checks, new_tats, strict=True):
-                self._tats[check.key] = tat
-                self._tats.move_to_end(check.key)
-            self._evict(now)
-        return decision
-
-    def forget(self, checks: Sequence[Check]) -> None:
-        """Drop the state of these keys: they count from zero again."""
-        for check in checks:
-            self._tats.pop(check.key, None)
-
-    def _evict(self, now: int) -> None:
-        # Expired keys carry no state (TAT in the past == fresh key); drop them first.
-        while self._tats:
-            tat = next(iter(self._tats.values()))
-            if tat > now and len(self._tats) <= self.max_keys:
-                break
-            self._tats.popitem(last=False)
-
-
-_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
-local out = {1, 0}
-local new_tats = {}
-local worst = 0
-for i = 1, n do
-  local emission = tonumber(ARGV[2 * i - 1])
-  local window = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  local new_tat = tat + emission
-  local diff = new_tat - now
-  if diff > window then
-    out[1] = 0
-    if diff - window > worst then worst = diff - window; out[2] = i end
-    new_tats[i] = tat
-  else
-    new_tats[i] = new_tat
-  end
-  out[2 + i] = tat
-end
-if out[1] == 1 and ARGV[2 * n + 1] == '1' then
-  for i = 1, n do
-    local ttl = math.ceil((new_tats[i] - now) / 1000) + 1
-    redis.call('SET', KEYS[i], new_tats[i], 'PX', ttl)
-  end
-end
-out[3 + n] = now
-return out
-"""
-
-
-class RedisEngine:
-    """GCRA in Redis: one EVALSHA per check, atomic across processes and replicas."""
-
-    # One hash tag for every limiter key: a check's keys (principal, address, account…)
-    # must sit in one slot for the script to run on a Redis Cluster, and a key must land
-    # in the same slot whichever check it joins, so all of them share one slot.
-    def __init__(self, client: Any, prefix: str = "portcullis:{rl}:") -> None:
-        self.client = client
-        self.prefix = prefix
-        self._script = client.register_script(_LUA)
-
-    async def check(self, checks: Sequence[Check], *, consume: bool = True) -> Decision:
-        keys = [self.prefix + c.key for c in checks]
-        args: list[int] = []
-        for c in checks:
-            args += [c.emission_us, c.window * US]
-        args.append(1 if consume else 0)
-        raw = await self._script(keys=keys, args=args)
-        now = int(raw[-1])
-        stored = [int(v) for v in raw[2 : 2 + len(checks)]]
-        decision, _ = _evaluate(checks, stored, now)
-        return decision
-
-    async def forget(self, checks: Sequence[Check]) -> None:
-        await self.client.delete(*[self.prefix + c.key for c in checks])
+@lru_cache(maxsize=4096)
+def _share(check: Check, share: int) -> Check:
+    """This process's share of a limit while Redis is down."""
+    if share <= 1:
+        return check
+    return replace(check, count=max(1, check.count // share))
 
 
 class Limiter:
-    """Chooses Redis when configured and reachable, else memory (fail open)."""
+    """Chooses Redis when configured and answering, else memory (fail open)."""
 
-    def __init__(self, redis_engine: RedisEngine | None, *, retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        redis_engine: RedisEngine | None,
+        *,
+        retry_seconds: float = 1.0,
+        deadline: float = REDIS_DEADLINE,
+    ) -> None:
         self.memory = MemoryEngine()
         self.redis = redis_engine
         self.retry_seconds = retry_seconds
-        self._redis_down_since: float | None = None
+        self.deadline = deadline
+        self.share = 1  # worker processes on this host (kept current by the upkeep loop)
+        self._probe: asyncio.Task[None] | None = None
+
+    @property
+    def redis_suspect(self) -> bool:
+        """True from a failed or late Redis answer until a probe is answered."""
+        return self._probe is not None
+
+    def _fallback(self, checks: Sequence[Check]) -> list[Check]:
+        if self.redis is None:  # no shared state at all: per-process limits, documented
+            return list(checks)
+        return [_share(c, self.share) for c in checks]
+
+    async def _through_redis(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """`call`'s result within the deadline, or None: Redis is suspect (a probe is
+        running) or this call failed or was late (a probe starts)."""
+        if self._probe is not None:
+            return None
+        try:
+            return await asyncio.wait_for(call(), self.deadline)
+        except Exception as exc:  # any Redis failure or hang: fail open to memory
+            if self._probe is None and self.redis is not None:
+                self._probe = asyncio.create_task(
+                    self._probe_until_answered(self.redis, type(exc).__name__),
+                    name="portcullis-redis-probe",
+                )
+            return None
+
+    async def _probe_until_answered(self, redis: RedisEngine, reason: str) -> None:
+        """The one probe while Redis is suspect, off every request's path. A single
+        late answer (a loaded host) clears at the first probe, silently; an outage is
+        logged at ERROR once, and its end at WARNING."""
+        down = False
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(redis.ping(), PROBE_TIMEOUT)
+                except Exception as exc:
+                    if not down:
+                        log.error(
+                            "ratelimit.redis_unavailable",
+                            extra={"reason": type(exc).__name__, "first": reason},
+                        )
+                    down = True
+                    await asyncio.sleep(self.retry_seconds)
+                else:
+                    if down:
+                        log.warning("ratelimit.redis_recovered")
+                    return
+        finally:
+            self._probe = None
+
+    async def close(self) -> None:
+        """Stop a running probe (the app is stopping)."""
+        probe = self._probe
+        if probe is not None:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
 
     async def check(self, checks: Sequence[Check], *, consume: bool = True) -> Decision:
         """Test every check; when all pass (and `consume`), count the request."""
         if not checks:
             return Decision(allowed=True)
-        if self.redis is not None:
-            down = self._redis_down_since
-            if down is None or time.monotonic() - down >= self.retry_seconds:
-                try:
-                    decision = await self.redis.check(checks, consume=consume)
-                except Exception as exc:  # any Redis failure: fail open to memory
-                    if self._redis_down_since is None:
-                        log.error(
-                            "ratelimit.redis_unavailable",
-                            extra={"reason": type(exc).__name__, "fallback": "memory"},
-                        )
-                    self._redis_down_since = time.monotonic()
-                else:
-                    if self._redis_down_since is not None:
-                        log.warning("ratelimit.redis_recovered")
-                        self._redis_down_since = None
-                    return decision
-        return self.memory.check(checks, consume=consume)
+        redis = self.redis
+        if redis is not None:
+            decision = await self._through_redis(lambda: redis.check(checks, consume=consume))
+            if decision is not None:
+                return decision
+        return self.memory.check(self._fallback(checks), consume=consume)
+
+    async def refund(self, checks: Sequence[Check]) -> None:
+        """Give back one unit of each check, where it was spent (best effort)."""
+        redis = self.redis
+        if redis is not None and checks:
+            if await self._through_redis(lambda: redis.refund(checks)) is not None:
+                return
+        self.memory.refund(self._fallback(checks))
 
     async def forget(self, checks: Sequence[Check]) -> None:
-        """Reset these keys in this process and, when configured, in Redis."""
+        """Reset these keys in this process and, when configured, in Redis (a Redis that
+        is down keeps its keys until their window has passed)."""
         self.memory.forget(checks)
-        down = self._redis_down_since
-        if self.redis is None or not checks:
-            return
-        if down is None or time.monotonic() - down >= self.retry_seconds:
-            try:
-                await self.redis.forget(checks)
-            except Exception as exc:  # Redis down: its keys expire with their window
-                log.warning("ratelimit.reset_failed", extra={"reason": type(exc).__name__})
+        self.memory.forget(self._fallback(checks))
+        redis = self.redis
+        if redis is not None and checks:
+            if await self._through_redis(lambda: redis.forget(checks)) is None:
+                # its keys expire with their window; meanwhile they still count there
+                log.warning("ratelimit.reset_failed")

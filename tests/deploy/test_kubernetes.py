@@ -107,6 +107,12 @@ def test_a_stopping_pod_has_time_to_leave_rotation_drain_and_finish() -> None:
     assert pod["terminationGracePeriodSeconds"] > sleep + drain + graceful
 
 
+def test_one_slow_readiness_answer_does_not_take_a_pod_out() -> None:
+    readiness = pod_of("Deployment")["containers"][0]["readinessProbe"]
+    assert readiness["failureThreshold"] >= 2
+    assert readiness["timeoutSeconds"] >= 2  # the service answers /readyz from a 1 s cache
+
+
 def test_selectors_pick_the_servers_only() -> None:
     server = one("Deployment")["spec"]["template"]["metadata"]["labels"]
     migrate = one("Job")["spec"]["template"]["metadata"]["labels"]

@@ -21,6 +21,18 @@ from tests.support.cluster import Cluster
 pytestmark = [pytest.mark.scale, pytest.mark.server]
 
 
+def test_the_balancer_keeps_readiness_checks_inside(cluster: Cluster) -> None:
+    """A readiness check costs a database and Redis round trip: only the balancer's own
+    checks (sent to each replica directly) may make one."""
+    with cluster.client() as lb:
+        for path in ("/readyz", "/readyz/", "//readyz", "/%72eadyz", "/readyz?x=1"):
+            assert lb.get(httpx.URL(cluster.url + path)).status_code == 404, path
+        assert lb.get("/healthz").status_code == 200
+    with cluster.direct(cluster.replicas[0]) as replica:
+        assert replica.get("/readyz").status_code == 200
+    assert set(cluster.server_status().values()) == {"UP"}  # its own checks still pass
+
+
 def test_the_balancer_serves_https_only_and_keeps_metrics_inside(cluster: Cluster) -> None:
     with cluster.client() as lb:
         r = lb.get("/healthz")

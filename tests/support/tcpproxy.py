@@ -14,6 +14,8 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.up = True
+        self._thawed = asyncio.Event()
+        self._thawed.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -38,9 +40,18 @@ class TcpProxy:
     def restore(self) -> None:
         self.up = True
 
+    def freeze(self) -> None:
+        """The dependency hangs (like a SIGSTOP): connections stay open, new ones are
+        accepted, and nothing is forwarded either way until `thaw`."""
+        self._thawed.clear()
+
+    def thaw(self) -> None:
+        self._thawed.set()
+
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             while self.up and (data := await reader.read(65536)):
+                await self._thawed.wait()
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -49,6 +60,7 @@ class TcpProxy:
         if not self.up:
             writer.close()
             return
+        await self._thawed.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
