@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,21 +227,6 @@ class Settings(BaseSettings):
                 problems.append("PORTCULLIS_ISSUER: must be an https URL in production")
             if "*" in self.cors_origins:
                 problems.append("PORTCULLIS_CORS_ORIGINS: '*' is refused in production")
-            if _is_dev_certificate(self.certfile):
-                problems.append(
-                    f"PORTCULLIS_CERTFILE: {self.certfile} is the development certificate; "
-                    "serve a real one and name it here"
-                )
-            if self.database_dsn.startswith("postgresql") and not os.access(
-                self.keys_file, os.R_OK
-            ):
-                # Replicas sharing a database must share keys; each generating its own
-                # would make tokens fail across replicas.
-                problems.append(
-                    f"PORTCULLIS_SIGNING_KEYS_FILE: {self.keys_file} is missing or unreadable; "
-                    "replicas sharing PostgreSQL must all load one key file (create it once "
-                    "with `portcullis keys rotate --activate-now` and mount it)"
-                )
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -298,14 +282,3 @@ def _redact_url(url: str) -> str:
 
 
 DEV_CERT_MARKER = "Portcullis Development"
-
-
-def _is_dev_certificate(path: Path) -> bool:
-    """True when `path` is a certificate made by `make certs`."""
-    try:
-        from cryptography import x509
-
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return DEV_CERT_MARKER in cert.issuer.rfc4514_string()
