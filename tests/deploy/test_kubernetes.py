@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -27,6 +28,11 @@ ALL = {
     if path.name != "kustomization.yaml"
     for index, doc in enumerate(documents(path))
 }
+
+
+def config() -> dict[str, str]:
+    """The ConfigMap's data: kustomize generates it from config.env."""
+    return {k: v or "" for k, v in dotenv_values(MANIFESTS / "config.env").items()}
 
 
 def one(kind: str, name: str | None = None) -> dict[str, Any]:
@@ -50,6 +56,7 @@ def test_the_validator_rejects_a_misspelt_field() -> None:
 def test_kustomization_applies_every_manifest_but_the_secret_placeholders() -> None:
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
+    assert [g["name"] for g in kustomization["configMapGenerator"]] == ["portcullis-config"]
     present = {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == {name for name in present if not name.endswith(".example.yaml")}
     assert {d["metadata"]["namespace"] for d in ALL.values() if d["kind"] != "Namespace"} == {
@@ -98,7 +105,7 @@ def test_a_stopping_pod_has_time_to_leave_rotation_drain_and_finish() -> None:
     pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     sleep = int(pre_stop[1])
-    drain = int(one("ConfigMap")["data"]["PORTCULLIS_DRAIN_SECONDS"])
+    drain = int(config()["PORTCULLIS_DRAIN_SECONDS"])
     graceful = int(tomllib.loads((ROOT / "hypercorn.toml").read_text())["graceful_timeout"])
     readiness = pod["containers"][0]["readinessProbe"]
     # The readiness probe notices the drain well before it ends ...
@@ -147,7 +154,7 @@ def test_each_pod_is_scraped_and_mounts_what_the_settings_name() -> None:
     assert annotations["prometheus.io/path"] == "/metrics"
     container = template["spec"]["containers"][0]
     assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
-    settings = one("ConfigMap")["data"]
+    settings = config()
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert settings["PORTCULLIS_SIGNING_KEYS_FILE"].startswith(mounts["keys"] + "/")
