@@ -137,8 +137,8 @@ def _debian_base(podman: str, cache: Path) -> str:
     tarball = cache / f"base-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tar"
     if not tarball.exists():
         mmdebstrap = _tool("mmdebstrap", "mmdebstrap")
-        partial = tarball.with_suffix(".part")
-        args = [mmdebstrap, "--variant=minbase", f"--include={DEBIAN_PACKAGES}"]
+        partial = tarball.with_suffix(".partial")
+        args = [mmdebstrap, "--variant=minbase", "--format=tar", f"--include={DEBIAN_PACKAGES}"]
         args += [f"--customize-hook={hook}" for hook in hooks]
         sources = Path("/etc/apt/sources.list.d/debian.sources")
         args += ["bookworm", str(partial), *([str(sources)] if sources.exists() else [])]
