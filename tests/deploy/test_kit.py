@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -376,3 +377,27 @@ def test_the_compose_kit_migrates_rotates_and_serves(
     port = free_port()
     with _serving(_free_bind(serve, port), env, port, operator["ca"]):
         pass
+
+
+def test_every_service_command_line_of_the_readme_runs(tmp_path: Path) -> None:
+    """Each README command line that runs the service's CLI on the operator's machine
+    (creating and rotating the Kubernetes key file), as written, from a checkout whose
+    `.venv` is this one: the first creates the file, the second rotates it."""
+    text = (DEPLOY / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+    lines = [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if ".venv/bin/python -m service" in line
+    ]
+    assert len(lines) >= 2, lines
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix))  # this checkout's virtualenv
+    env = {"PATH": os.environ["PATH"]}
+    kids: list[str] = []
+    for line in lines:
+        _run([BASH, "-euo", "pipefail", "-c", line], env, cwd=tmp_path)
+        keys = json.loads((tmp_path / "jwks.json").read_text())["keys"]
+        assert (tmp_path / "jwks.json").stat().st_mode & 0o777 == 0o600
+        kids.append(keys[-1]["kid"])
+    assert len(set(kids)) == len(kids)  # each run added a key
