@@ -28,6 +28,7 @@ from dotenv import dotenv_values
 
 from bench.servers import free_port
 from tests.conftest import PG_URL, REDIS_URL, reset_postgres
+from tests.support.debian import debian_tool, kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -43,31 +44,6 @@ pytestmark = [
 ]
 
 
-def kubectl() -> str:
-    """kubectl (Debian: kubernetes-client), installed as root when missing."""
-    found, apt = shutil.which("kubectl"), shutil.which("apt-get")
-    if found is None and os.geteuid() == 0 and apt:
-        subprocess.run(
-            [
-                apt,
-                "install",
-                "-y",
-                "-q",
-                "-o",
-                "DPkg::Lock::Timeout=300",
-                "kubernetes-client",
-            ],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            timeout=600,
-            check=False,
-        )
-        found = shutil.which("kubectl")
-    if found is None:
-        pytest.skip("kubectl is not installed and cannot be installed here (root + apt)")
-    return found
-
-
 def readme_block(heading: str, index: int) -> str:
     """The `index`-th ```sh block below `heading` in deploy/README.md."""
     text = (DEPLOY / "README.md").read_text()
@@ -80,8 +56,7 @@ def readme_block(heading: str, index: int) -> str:
 def operator(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """What the operator makes by following deploy/README.md compose step 2 (the very
     openssl commands), with a self-made certificate for the public side."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    debian_tool("openssl", "openssl")
     root = tmp_path_factory.mktemp("operator")
     (root / "deploy").mkdir()
     script = readme_block("## Docker Compose, step by step", 1)
@@ -90,15 +65,7 @@ def operator(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "cat secrets/tls/server.pem secrets/tls/server-key.pem",
     )
     assert "cat secrets/tls/server.pem" in script  # the placeholder line is still there
-    done = subprocess.run(
-        [BASH, "-euo", "pipefail", "-c", script],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    _run([BASH, "-euo", "pipefail", "-c", script], {"PATH": os.environ["PATH"]}, cwd=root)
     secrets = root / "deploy" / "secrets"
     left = sorted(str(p.relative_to(secrets)) for p in secrets.rglob("*") if p.is_file())
     # nothing but what the kit mounts and the CA key the README says to take offline
@@ -220,13 +187,7 @@ def _memory_request_mib(container: dict[str, Any]) -> int:
 def test_the_kubernetes_kit_migrates_and_serves(operator: dict[str, Path], tmp_path: Path) -> None:
     assert PG_URL is not None and REDIS_URL is not None
     asyncio.run(reset_postgres(PG_URL))
-    rendered = subprocess.run(
-        [kubectl(), "kustomize", str(DEPLOY / "kubernetes")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    rendered = kustomize(DEPLOY / "kubernetes")
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     config_maps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
     # The operator's Secrets, as deploy/README.md "Kubernetes, step by step" makes them:
@@ -314,15 +275,7 @@ def test_the_compose_kit_migrates_rotates_and_serves(
     asyncio.run(reset_postgres(PG_URL))
     dotenv_script = readme_block("## Docker Compose, step by step", 0)
     (tmp_path / "deploy").mkdir()  # the README's commands run from the repository root
-    done = subprocess.run(
-        [BASH, "-euo", "pipefail", "-c", dotenv_script],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    _run([BASH, "-euo", "pipefail", "-c", dotenv_script], {"PATH": os.environ["PATH"]}, tmp_path)
     dotenv = {k: v or "" for k, v in dotenv_values(tmp_path / "deploy" / ".env").items()}
     assert (tmp_path / "deploy" / ".env").stat().st_mode & 0o777 == 0o600
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())

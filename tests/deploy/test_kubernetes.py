@@ -13,6 +13,8 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
+from tests.support.debian import kustomize
+
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
 KUBERNETES = "1.33"  # the oldest minor version the manifests promise to work on
@@ -173,19 +175,7 @@ def test_what_kustomize_renders_is_valid_and_names_the_configmap_by_hash() -> No
     """`kubectl apply -k` applies kustomize's output, not the files: validate that, with the
     generated ConfigMap (its name carries a hash of config.env, so a change rolls the pods)
     and the references to it rewritten."""
-    import shutil
-    import subprocess
-
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed (Debian: kubernetes-client)")
-    rendered = subprocess.run(
-        [kubectl, "kustomize", str(MANIFESTS)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    rendered = kustomize(MANIFESTS)
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +19,10 @@ import httpx
 import pytest
 
 from bench.servers import free_port
-from service.devcerts import make_dev_certs
 from tests.conftest import PASSWORD, PG_URL, REDIS_URL, reset_postgres
 from tests.support.cli import run_cli
+from tests.support.debian import debian_tool
+from tests.support.server import run_server
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = 3  # PgBouncer's server connections: far below 2 workers x (pool + overflow)
@@ -34,26 +33,6 @@ pytestmark = [
         not (PG_URL and REDIS_URL), reason="needs PORTCULLIS_TEST_DATABASE_URL and _REDIS_URL"
     ),
 ]
-
-
-def pgbouncer() -> str:
-    """The pgbouncer binary (Debian: pgbouncer), installed as root when missing."""
-    found = shutil.which("pgbouncer") or (
-        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
-    )
-    apt = shutil.which("apt-get")
-    if found is None and os.geteuid() == 0 and apt:
-        subprocess.run(
-            [apt, "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "pgbouncer"],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            timeout=600,
-            check=False,
-        )
-        found = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if found is None or not Path(found).exists():
-        pytest.skip("pgbouncer is not installed and cannot be installed here (root + apt)")
-    return found
 
 
 @pytest.fixture
@@ -78,7 +57,7 @@ def bouncer(tmp_path: Path) -> Iterator[str]:
     )
     config.chmod(0o644)
     # PgBouncer refuses to run as root: -u drops to the database's system user.
-    args = [pgbouncer(), config.name]
+    args = [debian_tool("pgbouncer", "pgbouncer"), config.name]
     if os.geteuid() == 0:
         args[1:1] = ["-u", "postgres"]
     log = tmp_path / "pgbouncer.log"
@@ -135,47 +114,17 @@ def test_the_service_works_through_pgbouncer_in_transaction_mode(
     ):
         done = run_cli(data, *args, stdin=stdin, **env)
         assert done.returncode == 0, done.stderr
-    certs = make_dev_certs(tmp_path / "certs")
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service",
-                "serve",
-                "--config",
-                str(ROOT / "hypercorn.toml"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--certfile",
-                str(certs["cert"]),
-                "--keyfile",
-                str(certs["key"]),
-                "--workers",
-                "2",
-            ],
-            env={"PATH": os.environ["PATH"], "PORTCULLIS_DATA_DIR": str(data), **env},
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        base = f"https://127.0.0.1:{port}"
-        with httpx.Client(
-            verify=ssl.create_default_context(cafile=str(certs["ca"])), timeout=5
-        ) as client:
+    with run_server(tmp_path, workers=2, env=env) as server:
+        base = server.url
+        with httpx.Client(verify=server.ssl_context(), timeout=5) as client:
             deadline = time.monotonic() + 90
             while True:
-                assert server.poll() is None, log.read_text()[-3000:]
                 try:
                     if client.get(f"{base}/readyz").status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, server.log.read_text()[-3000:]
                 time.sleep(0.3)
             token = client.post(
                 f"{base}/v1/auth/token",
@@ -185,9 +134,7 @@ def test_the_service_works_through_pgbouncer_in_transaction_mode(
             bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
 
         async def burst() -> list[int]:
-            async with httpx.AsyncClient(
-                verify=ssl.create_default_context(cafile=str(certs["ca"])), timeout=30
-            ) as client:
+            async with httpx.AsyncClient(verify=server.ssl_context(), timeout=30) as client:
 
                 async def one(i: int) -> int:
                     note = {"title": f"pooled {i}", "body": "", "tags": ["pgbouncer"]}
@@ -199,9 +146,7 @@ def test_the_service_works_through_pgbouncer_in_transaction_mode(
                 return list(await asyncio.gather(*(one(i) for i in range(120))))
 
         codes = asyncio.run(burst())
-        assert set(codes) == {200}, (sorted(set(codes)), log.read_text()[-3000:])
+        log = server.log.read_text()[-3000:]
+        assert set(codes) == {200}, (sorted(set(codes)), log)
         # PostgreSQL saw PgBouncer's pool, not the workers' pools.
         assert asyncio.run(_server_connections()) <= POOL
-    finally:
-        server.terminate()
-        server.wait(timeout=60)

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from bench.servers import free_port
+from tests.support.debian import debian_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/portcullis:ci"
@@ -37,23 +38,6 @@ DEBIAN_PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates"
 UID = 10001
 
 pytestmark = [pytest.mark.server, pytest.mark.image]
-
-
-def _tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    apt = shutil.which("apt-get")
-    if found is None and os.geteuid() == 0 and apt:
-        subprocess.run(
-            [apt, "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", package],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            timeout=900,
-            check=False,
-        )
-        found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed and cannot be installed here (Debian {package})")
-    return found
 
 
 def _run(args: list[str], timeout: float = 600, **kwargs: Any) -> str:
@@ -67,7 +51,7 @@ def _run(args: list[str], timeout: float = 600, **kwargs: Any) -> str:
 def private_ca_certificate(folder: Path, name: str) -> tuple[Path, Path, Path]:
     """An internal CA and a certificate for `name` (production refuses the development
     one): the CA, the certificate and its key."""
-    openssl = _tool("openssl", "openssl")
+    openssl = debian_tool("openssl", "openssl")
     ca, ca_key = folder / "ca.pem", folder / "ca-key.pem"
     cert, key, csr = folder / "server.pem", folder / "server-key.pem", folder / "server.csr"
     ext = folder / "server.ext"
@@ -136,7 +120,7 @@ def _debian_base(podman: str, cache: Path) -> str:
     recipe = json.dumps([DEBIAN_PACKAGES, hooks, pip_env])
     tarball = cache / f"base-{hashlib.sha256(recipe.encode()).hexdigest()[:16]}.tar"
     if not tarball.exists():
-        mmdebstrap = _tool("mmdebstrap", "mmdebstrap")
+        mmdebstrap = debian_tool("mmdebstrap", "mmdebstrap")
         partial = tarball.with_suffix(".partial")
         args = [mmdebstrap, "--variant=minbase", "--format=tar", f"--include={DEBIAN_PACKAGES}"]
         args += [f"--customize-hook={hook}" for hook in hooks]
@@ -155,7 +139,7 @@ def _debian_base(podman: str, cache: Path) -> str:
 def image(request: pytest.FixtureRequest) -> str:
     if os.geteuid() != 0:
         pytest.skip("building and chroot-running the image needs root")
-    podman = _tool("podman", "podman")
+    podman = debian_tool("podman", "podman")
     cache = Path(request.config.cache.mkdir("portcullis-image"))
     pulled = subprocess.run(
         [podman, "pull", "-q", _pinned_base()], capture_output=True, timeout=120, check=False
