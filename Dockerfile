@@ -1,17 +1,22 @@
 # Portcullis container image: `portcullis serve` (Hypercorn) for service.asgi:app with TLS.
-# Reproducible from the lock: every dependency is installed from requirements.lock with its
-# hashes checked (`make lock` updates it). For a fully pinned base image, build with
-# --build-arg PYTHON_IMAGE=python:3.12-slim@sha256:<digest of the image you vetted>.
-ARG PYTHON_IMAGE=python:3.12-slim
+# Reproducible from the locks: every dependency is installed from requirements.lock, and the
+# build backend from requirements-build.lock, with their hashes checked (`make lock` updates
+# both); nothing is fetched unpinned. The base image is pinned by digest, here only:
+# `make base-digest` resolves the tag again and rewrites this line.
+ARG PYTHON_IMAGE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-RUN python -m venv /venv
-COPY requirements.lock ./
-RUN /venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
+RUN python -m venv /venv /build
+COPY requirements.lock requirements-build.lock ./
+RUN /venv/bin/pip install --no-cache-dir --require-hashes -r requirements.lock \
+ && /build/bin/pip install --no-cache-dir --require-hashes -r requirements-build.lock
 COPY pyproject.toml README.md LICENSE ./
 COPY service ./service
-RUN /venv/bin/pip install --no-cache-dir --no-deps .
+# The wheel is built by the hash-checked setuptools above (no build isolation, which would
+# fetch `setuptools>=77` unpinned), then installed into the runtime venv without deps.
+RUN /build/bin/pip wheel --no-cache-dir --no-build-isolation --no-deps --wheel-dir /wheels . \
+ && /venv/bin/pip install --no-cache-dir --no-deps --no-index /wheels/portcullis-*.whl
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --home-dir /app portcullis

@@ -16,7 +16,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command 'make lock' $(LOCK_FLAGS)
 export PORTCULLIS_DATA_DIR ?= var
 
-.PHONY: run test test-fast lint certs bench migrate fmt clean lock lock-check audit
+.PHONY: run test test-fast lint certs bench migrate fmt clean lock lock-check audit base-digest
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
@@ -68,6 +68,9 @@ fmt: $(VENV)/.dev-installed
 lock: $(VENV)/.dev-installed
 	$(LOCK) -o requirements.lock
 	$(LOCK) --extra dev -o requirements-dev.lock
+	$(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\n')" \
+		| $(BIN)/uv pip compile - --universal --python-version 3.11 --generate-hashes --quiet \
+		--custom-compile-command 'make lock' $(LOCK_FLAGS) -o requirements-build.lock
 	$(BIN)/python -m tools.lockfile stamp
 
 lock-check: | $(BIN)/python
@@ -86,3 +89,13 @@ bench: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# The container's base image is pinned by digest (Dockerfile, ARG PYTHON_IMAGE): this
+# resolves the tag again (podman or docker) and writes the new digest there.
+BASE_TAG ?= docker.io/library/python:3.12-slim
+base-digest:
+	@engine=$$(command -v podman || command -v docker) || { echo "needs podman or docker" >&2; exit 1; }; \
+	$$engine pull -q $(BASE_TAG) >/dev/null && \
+	digest=$$($$engine image inspect --format '{{index .RepoDigests 0}}' $(BASE_TAG) | sed 's/.*@//') && \
+	sed -i "s|^ARG PYTHON_IMAGE=.*|ARG PYTHON_IMAGE=python:3.12-slim@$$digest|" Dockerfile && \
+	grep '^ARG PYTHON_IMAGE=' Dockerfile

@@ -183,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = make_dev_certs(Path(args.dir))
         _out({k: str(v) for k, v in paths.items()})
         return 0
-    settings = load_settings_or_exit()
+    # Each command checks what it uses: only the server (and check-config, which answers
+    # "would it start?") needs the certificate and the signing key file. `migrate` and the
+    # account commands use the database, `keys rotate` creates the key file.
+    settings = load_settings_or_exit(serving=args.command == "check-config")
     if args.command == "check-config":
         _out(settings.redacted())
         return 0

@@ -4,11 +4,14 @@ status 2, never a traceback."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from .config import Settings
+from .settings.values import is_dev_certificate
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -37,9 +40,33 @@ def configuration_problems(error: ValidationError) -> list[str]:
     return lines
 
 
+def serving_problems(settings: Settings) -> list[str]:
+    """What the server refuses in production before it starts, naming the variable: the
+    development certificate, and on a shared PostgreSQL a missing signing key file (each
+    replica would make its own, and tokens would fail across replicas). Only `serve` and
+    `check-config` ask: `migrate`, `keys rotate` and the account commands use neither, and
+    run before the key file exists."""
+    if settings.env != "production":
+        return []
+    problems: list[str] = []
+    if is_dev_certificate(settings.certfile):
+        problems.append(
+            f"PORTCULLIS_CERTFILE: {settings.certfile} is the development certificate; "
+            "serve a real one and name it here"
+        )
+    path = settings.keys_file
+    if settings.database_dsn.startswith("postgresql") and not os.access(path, os.R_OK):
+        problems.append(
+            f"PORTCULLIS_SIGNING_KEYS_FILE: {path} is missing or unreadable; replicas "
+            "sharing PostgreSQL must all load one key file (create it once with "
+            "`portcullis keys rotate --activate-now` and mount it)"
+        )
+    return problems
+
+
 def startup_problems(settings: Settings) -> list[str]:
-    """What would stop the app from starting with these settings, naming variable and file:
-    the data folder must be usable and an existing signing key file readable."""
+    """What would stop a worker from starting, naming variable and file: the data folder
+    must be usable and an existing signing key file readable."""
     problems: list[str] = []
     folder = settings.data_dir
     try:
@@ -63,18 +90,39 @@ def startup_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def load_settings_or_exit(*, startup: bool = False) -> Settings:
-    """Valid settings, or exit 2 with every problem on stderr. `startup` also checks the
-    data folder and the signing key file, as the server needs them."""
+class _ValuesOnly(Settings):
+    """The same settings without the unsafe-combination checks (a validator of the same
+    name replaces the parent's): only to name the file problems too when those failed."""
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> _ValuesOnly:
+        return self
+
+
+def load_settings_or_exit(*, serving: bool = True, startup: bool = False) -> Settings:
+    """Valid settings, or exit 2 with every problem on stderr. `serving` (the server and
+    `check-config`) refuses what production must not serve with (`serving_problems`);
+    `startup` (each worker) also checks the data folder and the key file. The other
+    commands pass `serving=False` and check only what they use themselves."""
     try:
         settings = Settings()
     except ValidationError as exc:
         for line in configuration_problems(exc):
             fail(f"invalid configuration: {line}")
+        if serving:  # every problem at once: the files too, where the values parse
+            try:
+                files = serving_problems(_ValuesOnly())
+            except ValidationError:
+                files = []
+            for line in files:
+                fail(f"invalid configuration: {line}")
         raise SystemExit(2) from None
-    problems = startup_problems(settings) if startup else []
+    problems = (
+        [f"invalid configuration: {p}" for p in serving_problems(settings)] if serving else []
+    )
+    problems += [f"cannot start: {p}" for p in startup_problems(settings)] if startup else []
     for line in problems:
-        fail(f"cannot start: {line}")
+        fail(line)
     if problems:
         raise SystemExit(2)
     return settings

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +14,8 @@ import pytest
 
 from service import create_app
 from service.config import Settings
-from tests.conftest import PASSWORD, bearer, client_for
+from service.devcerts import make_dev_certs
+from tests.conftest import PASSWORD, PG_URL, bearer, client_for, needs_pg, reset_postgres
 from tests.support.cli import run_cli
 
 cli = run_cli
@@ -71,7 +76,6 @@ def test_create_client_secret_works_once_shown(tmp_path: Path) -> None:
     )
     created_out = created
     app = create_app(Settings(_env_file=None, data_dir=tmp_path))
-    import asyncio
 
     async def use() -> dict[str, Any]:
         async with app.test_app(), client_for(app) as c:
@@ -175,3 +179,64 @@ def test_create_client_names_the_bad_scope_and_the_allowed_ones(tmp_path: Path) 
 def test_usage_errors(tmp_path: Path, args: list[str]) -> None:
     r = cli(tmp_path, *args)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def _fresh_production(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """A production replica's settings before its first start: a shared PostgreSQL, a
+    real certificate path and a key file that does not exist yet."""
+    return {
+        "PORTCULLIS_ENV": "production",
+        "PORTCULLIS_ISSUER": "https://api.example.com",
+        "PORTCULLIS_DATABASE_URL": database_url,
+        "PORTCULLIS_CERTFILE": str(tmp_path / "tls" / "server.pem"),
+        "PORTCULLIS_SIGNING_KEYS_FILE": str(tmp_path / "volume" / "keys" / "jwks.json"),
+    }
+
+
+@needs_pg
+def test_first_run_commands_need_only_what_they_use(tmp_path: Path) -> None:
+    """The operator's first run (deploy/README.md): migrate, create the key file, add an
+    admin, all before a key file exists; only the server refuses to start without it."""
+    assert PG_URL is not None
+    asyncio.run(reset_postgres(PG_URL))
+    env = _fresh_production(tmp_path, PG_URL)
+    keys = Path(env["PORTCULLIS_SIGNING_KEYS_FILE"])
+    refused = cli(tmp_path, "check-config", **env)
+    assert refused.returncode == 2 and "PORTCULLIS_SIGNING_KEYS_FILE" in refused.stderr
+    migrated = cli(tmp_path, "migrate", **env)
+    assert migrated.returncode == 0, migrated.stderr
+    user = cli(tmp_path, "create-user", "root1", "--password-stdin", stdin=PASSWORD + "\n", **env)
+    assert user.returncode == 0, user.stderr
+    client = cli(tmp_path, "create-client", "etl", "--scope", "notes:read", **env)
+    assert client.returncode == 0, client.stderr
+    assert not keys.exists()  # none of them made or needed a key
+    rotated = cli(tmp_path, "keys", "rotate", **env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert keys.parent.stat().st_mode & 0o777 == 0o700
+    assert json.loads(rotated.stdout)["file"] == str(keys)
+    accepted = cli(tmp_path, "check-config", **env)
+    assert accepted.returncode == 0, accepted.stderr
+
+
+@needs_pg
+def test_only_the_server_checks_the_certificate(tmp_path: Path) -> None:
+    assert PG_URL is not None
+    asyncio.run(reset_postgres(PG_URL))
+    dev = make_dev_certs(tmp_path / "certs")
+    env = _fresh_production(tmp_path, PG_URL) | {"PORTCULLIS_CERTFILE": str(dev["cert"])}
+    assert cli(tmp_path, "keys", "rotate", **env).returncode == 0
+    refused = cli(tmp_path, "check-config", **env)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "PORTCULLIS_CERTFILE" in refused.stderr and "development" in refused.stderr
+    served = subprocess.run(
+        [sys.executable, "-c", "import service.asgi"],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert served.returncode == 2 and "PORTCULLIS_CERTFILE" in served.stderr
+    migrated = cli(tmp_path, "migrate", **env)
+    assert migrated.returncode == 0, migrated.stderr

@@ -11,8 +11,6 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Limit, Settings, parse_limits
-from service.devcerts import make_dev_certs
-from service.security.keys import ensure_keys_file
 
 
 def make(**values: object) -> Settings:
@@ -68,7 +66,6 @@ def test_invalid_values_refused(values: dict[str, object]) -> None:
 
 
 def test_production_refuses_unsafe_settings(tmp_path: Path) -> None:
-    certs = make_dev_certs(tmp_path / "certs")
     safe = {
         "env": "production",
         "issuer": "https://api.example.com",
@@ -79,26 +76,10 @@ def test_production_refuses_unsafe_settings(tmp_path: Path) -> None:
         {"debug": True},
         {"issuer": "https://localhost:8443"},
         {"issuer": "http://api.example.com"},
-        {"certfile": certs["cert"]},
         {"cors_origins": "*"},
     ):
         with pytest.raises(ValidationError):
             make(**(safe | change))
-
-
-def test_production_on_postgresql_needs_the_shared_key_file(tmp_path: Path) -> None:
-    safe = {
-        "env": "production",
-        "issuer": "https://api.example.com",
-        "certfile": tmp_path / "x.pem",
-        "database_url": "postgresql://db/app",
-        "signing_keys_file": tmp_path / "keys" / "jwks.json",
-    }
-    with pytest.raises(ValidationError, match="PORTCULLIS_SIGNING_KEYS_FILE"):
-        make(**safe)  # a replica would quietly generate a key of its own
-    make(**(safe | {"database_url": None}))  # one embedded replica may generate its key
-    ensure_keys_file(tmp_path / "keys" / "jwks.json")
-    make(**safe)
 
 
 def test_database_and_redis_urls() -> None:

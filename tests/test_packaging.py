@@ -199,8 +199,12 @@ def test_dockerfile_installs_from_the_lock_keeps_state_and_checks_health() -> No
     runs = [i for i in instructions if i.startswith("RUN ")]
     installs = [r for r in runs if "pip install" in r]
     assert any("--require-hashes -r requirements.lock" in r for r in installs)
-    # the only other install is the project itself, without resolving anything
-    assert all("requirements.lock" in r or "--no-deps ." in r for r in installs), installs
+    assert any("--require-hashes -r requirements-build.lock" in r for r in installs)
+    # the only other install is the project's wheel, without resolving anything, built by
+    # the hash-checked backend (build isolation would fetch an unpinned setuptools)
+    assert all("--require-hashes -r" in r or "--no-deps --no-index" in r for r in installs)
+    assert all("--no-build-isolation" in r for r in runs if "pip wheel" in r)
+    assert re.search(r"^ARG PYTHON_IMAGE=\S+@sha256:[0-9a-f]{64}$", text, re.MULTILINE)
     assert "COPY requirements.lock" in text
     assert re.search(r"^VOLUME \[?\"?/app/var\"?\]?$", text, re.MULTILINE)
     assert re.search(r"^USER (?!root|0\b)\S+$", text, re.MULTILINE)

@@ -92,3 +92,21 @@ def test_replicas_serve_tls_from_the_mounted_certificate_and_stop_gracefully() -
     drain = int(replica["environment"]["PORTCULLIS_DRAIN_SECONDS"])
     graceful = int(tomllib.loads((ROOT / "hypercorn.toml").read_text())["graceful_timeout"])
     assert int(replica["stop_grace_period"].removesuffix("s")) > drain + graceful
+
+
+def test_the_replicas_pools_fit_in_postgres_max_connections() -> None:
+    """replicas x workers x (pool + overflow) <= max_connections - reserve (README)."""
+    services = compose()["services"]
+    command = services["postgres"]["command"]
+    max_connections = int(
+        next(c.split("=", 1)[1] for c in command if c.startswith("max_connections="))
+    )
+    reserve = 10  # migrate, an operator's psql, superuser_reserved_connections (3)
+    total = 0
+    for name in REPLICAS:
+        env = services[name]["environment"]
+        args = services[name]["command"]
+        workers = int(args[args.index("--workers") + 1])
+        per_process = int(env["PORTCULLIS_DB_POOL_SIZE"]) + int(env["PORTCULLIS_DB_MAX_OVERFLOW"])
+        total += workers * per_process
+    assert total <= max_connections - reserve, (total, max_connections)

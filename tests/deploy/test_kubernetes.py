@@ -11,6 +11,9 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from dotenv import dotenv_values
+
+from tests.support.debian import kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -27,6 +30,11 @@ ALL = {
     if path.name != "kustomization.yaml"
     for index, doc in enumerate(documents(path))
 }
+
+
+def config() -> dict[str, str]:
+    """The ConfigMap's data: kustomize generates it from config.env."""
+    return {k: v or "" for k, v in dotenv_values(MANIFESTS / "config.env").items()}
 
 
 def one(kind: str, name: str | None = None) -> dict[str, Any]:
@@ -50,6 +58,7 @@ def test_the_validator_rejects_a_misspelt_field() -> None:
 def test_kustomization_applies_every_manifest_but_the_secret_placeholders() -> None:
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
+    assert [g["name"] for g in kustomization["configMapGenerator"]] == ["portcullis-config"]
     present = {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == {name for name in present if not name.endswith(".example.yaml")}
     assert {d["metadata"]["namespace"] for d in ALL.values() if d["kind"] != "Namespace"} == {
@@ -98,7 +107,7 @@ def test_a_stopping_pod_has_time_to_leave_rotation_drain_and_finish() -> None:
     pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     sleep = int(pre_stop[1])
-    drain = int(one("ConfigMap")["data"]["PORTCULLIS_DRAIN_SECONDS"])
+    drain = int(config()["PORTCULLIS_DRAIN_SECONDS"])
     graceful = int(tomllib.loads((ROOT / "hypercorn.toml").read_text())["graceful_timeout"])
     readiness = pod["containers"][0]["readinessProbe"]
     # The readiness probe notices the drain well before it ends ...
@@ -153,7 +162,7 @@ def test_each_pod_is_scraped_and_mounts_what_the_settings_name() -> None:
     assert annotations["prometheus.io/path"] == "/metrics"
     container = template["spec"]["containers"][0]
     assert annotations["prometheus.io/port"] == str(container["ports"][0]["containerPort"])
-    settings = one("ConfigMap")["data"]
+    settings = config()
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert settings["PORTCULLIS_SIGNING_KEYS_FILE"].startswith(mounts["keys"] + "/")
@@ -166,3 +175,24 @@ def test_each_pod_is_scraped_and_mounts_what_the_settings_name() -> None:
     assert referenced == secrets
     assert one("Service")["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
     assert settings["PORTCULLIS_ENV"] == "production"
+
+
+def test_what_kustomize_renders_is_valid_and_names_the_configmap_by_hash() -> None:
+    """`kubectl apply -k` applies kustomize's output, not the files: validate that, with the
+    generated ConfigMap (its name carries a hash of config.env, so a change rolls the pods)
+    and the references to it rewritten."""
+    rendered = kustomize(MANIFESTS)
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    name = config_map["metadata"]["name"]
+    assert name.startswith("portcullis-config-") and name != "portcullis-config-"
+    assert config_map["data"] == config()
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job"):
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                refs = [
+                    e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e
+                ]
+                assert refs == [name]

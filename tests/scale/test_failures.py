@@ -73,27 +73,34 @@ async def test_kill_9_under_idempotent_writes_loses_and_duplicates_nothing(
     victim = cluster.replicas[1]
     total, tag = 60, "kill9"
     created: dict[int, str] = {}
-    client_retries = 0
+    failures: list[str] = []
+    unanswered: list[int] = []
 
     async def write(lb: httpx.AsyncClient, i: int) -> None:
-        nonlocal client_retries
+        """As a client that follows deploy/README.md: the balancer replays a write with an
+        Idempotency-Key on another replica when one dies under it. The one thing the
+        client retries itself (once, same key) is what the README names: a keep-alive
+        connection the balancer closed before any byte of an answer."""
         key = f"{tag}-{i}-{uuid.uuid4()}"
         body = {"title": f"note {i}", "body": "written while a replica dies", "tags": [tag]}
         headers = {**bearer(token), "Idempotency-Key": key}
-        deadline = time.monotonic() + 60
-        while True:  # the client retries with the same key until it has an answer
+        for attempt in range(2):
             try:
                 r = await lb.post("/v1/notes", json=body, headers=headers)
-            except httpx.TransportError:
-                pass
+            except httpx.RemoteProtocolError as exc:
+                if attempt == 0 and str(exc) == UNANSWERED:
+                    unanswered.append(i)
+                    continue
+                failures.append(f"write {i}: {type(exc).__name__}: {exc}")
+                return
+            except httpx.TransportError as exc:
+                failures.append(f"write {i}: {type(exc).__name__}: {exc}")
+                return
+            if r.status_code in (200, 201):
+                created[i] = r.json()["id"]
             else:
-                if r.status_code in (200, 201):
-                    created[i] = r.json()["id"]
-                    return
-                assert r.status_code in (502, 503, 504), r.text
-            client_retries += 1
-            assert time.monotonic() < deadline, f"write {i} never succeeded"
-            await asyncio.sleep(0.1)
+                failures.append(f"write {i}: {r.status_code} {r.text[:200]}")
+            return
 
     async def kill_midway() -> None:
         while len(created) < total // 3:
@@ -123,8 +130,14 @@ async def test_kill_9_under_idempotent_writes_loses_and_duplicates_nothing(
         if victim.process is not None and victim.process.poll() is not None:
             cluster.restart(victim)
     assert victim.requests(route="/v1/notes", method="POST"), "the victim served no write"
+    assert failures == []  # no other transport error, no 5xx, no second failure
+    assert len(unanswered) <= 6, unanswered  # at most once per client connection (6)
     assert sorted(ids) == sorted(created.values())  # nothing lost, nothing twice
     assert sorted(titles) == sorted(f"note {i}" for i in range(total))
+
+
+# httpx's words for a connection closed before any byte of an answer.
+UNANSWERED = "Server disconnected without sending a response."
 
 
 def _stop_and_wait(replica: Replica, timeout: float) -> int:

@@ -56,6 +56,7 @@ def haproxy_env(
     ca: Path,
     admin_socket: Path,
     replicas: list[int],
+    origin: str | None = None,
 ) -> dict[str, str]:
     """The variables deploy/haproxy/haproxy.cfg reads, for a loopback deployment."""
     env = {
@@ -66,6 +67,7 @@ def haproxy_env(
         "PORTCULLIS_LB_CA_FILE": str(ca),
         "PORTCULLIS_LB_ADMIN_SOCKET": str(admin_socket),
         "PORTCULLIS_BACKEND_TLS_NAME": TLS_NAME,
+        "PORTCULLIS_LB_ORIGIN": origin or f"https://127.0.0.1:{lb_port}",
     }
     for index, port in enumerate(replicas, start=1):
         env[f"PORTCULLIS_REPLICA_{index}"] = f"127.0.0.1:{port}"
