@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from . import tracing
 from .context import request_info
 
 if TYPE_CHECKING:
@@ -349,3 +350,4 @@ def security_event(event: str, *, level: int = logging.WARNING, reason: str, **f
             payload.setdefault("principal", info.principal)
     payload.update(fields)
     get_logger("portcullis.security").log(level, event, **payload)
+    tracing.event(event, reason)  # on the request's span, when tracing is on

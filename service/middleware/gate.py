@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 
+from .. import tracing
 from ..context import RequestInfo, current_request
 from ..metrics import Metrics
 from ..security.proxies import ProxyResolver
@@ -47,6 +48,7 @@ class Gate:
         self.metrics = metrics
         self.origin = target.https_origin(issuer)
         self.slots = Slots(max_inflight, inflight_wait)
+        metrics.in_flight_limit.set(max_inflight)  # the cap beside the gauge (alerts)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,6 +68,7 @@ class Gate:
             request_id=rid, client_ip=scope["client"][0], method=scope["method"], path=path
         )
         token = current_request.set(info)
+        span = tracing.request_started(scope, info) if tracing.active else None
         https = scope["scheme"] == "https"
         rid_bytes = rid.encode()
         started = time.perf_counter()
@@ -112,4 +115,6 @@ class Gate:
                 raise
         finally:
             finish(info, self.metrics, path, time.perf_counter() - started)
+            if span is not None:
+                tracing.request_finished(span, info)
             current_request.reset(token)
