@@ -26,6 +26,7 @@ import importlib.util
 import logging
 import os
 import threading
+import types
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,9 @@ log = logging.getLogger("portcullis.tracing")
 active = False
 _tracer: Any = None
 _provider: Any = None
+# The OpenTelemetry functions the hooks call, bound once by `start` (an import statement
+# in a hook costs more than the hook's own work).
+_api: Any = None
 _NULL = contextlib.nullcontext()
 _METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
@@ -115,7 +119,23 @@ def start(environ: Mapping[str, str] | None = None) -> None:
     _provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # see stop()
     _provider.add_span_processor(BatchSpanProcessor(exporter))
     _tracer = _provider.get_tracer("portcullis")
+    _bind()
     active = True
+
+
+def _bind() -> None:
+    global _api
+    from opentelemetry import context, propagate, trace
+
+    _api = types.SimpleNamespace(
+        extract=propagate.extract,
+        attach=context.attach,
+        detach=context.detach,
+        set_span_in_context=trace.set_span_in_context,
+        get_current_span=trace.get_current_span,
+        SERVER=trace.SpanKind.SERVER,
+        ERROR=trace.StatusCode.ERROR,
+    )
 
 
 async def stop(timeout: float) -> None:
@@ -165,14 +185,18 @@ _HEADERS = _Headers()
 def request_started(scope: Mapping[str, Any], info: RequestInfo) -> Any:
     """Open the request's server span, continuing an incoming W3C `traceparent` and
     `tracestate`, and make it current; hand the result to `request_finished`."""
-    from opentelemetry import context, propagate, trace
-
-    parent = propagate.extract(scope.get("headers", ()), getter=_HEADERS)  # type: ignore[arg-type]
+    api = _api
+    parent = None
+    headers = scope.get("headers", ())
+    for name, _ in headers:
+        if name == b"traceparent":  # else no propagator has anything to continue
+            parent = api.extract(headers, getter=_HEADERS)
+            break
     method = info.method if info.method in _METHODS else "_OTHER"
     span = _tracer.start_span(
         method if method != "_OTHER" else "HTTP",
         context=parent,
-        kind=trace.SpanKind.SERVER,
+        kind=api.SERVER,
         attributes={
             "http.request.method": method,
             "url.path": info.path,
@@ -181,16 +205,13 @@ def request_started(scope: Mapping[str, Any], info: RequestInfo) -> Any:
             "client.address": info.client_ip,
         },
     )
-    return span, context.attach(trace.set_span_in_context(span, parent))
+    return span, api.attach(api.set_span_in_context(span, parent))
 
 
 def request_finished(handle: Any, info: RequestInfo) -> None:
     """Name the span `METHOD route`, record the status, end it and restore the context."""
-    from opentelemetry import context
-    from opentelemetry.trace import StatusCode
-
     span, token = handle
-    context.detach(token)
+    _api.detach(token)
     if span.is_recording():
         if info.route is not None:
             span.set_attribute("http.route", info.route)
@@ -199,7 +220,7 @@ def request_finished(handle: Any, info: RequestInfo) -> None:
         span.set_attribute("http.response.status_code", info.status)
         if info.status >= 500:
             span.set_attribute("error.type", str(info.status))
-            span.set_status(StatusCode.ERROR)
+            span.set_status(_api.ERROR)
     span.end()
 
 
@@ -211,16 +232,12 @@ def trace_id() -> str | None:
     """The current span's trace id (32 lowercase hex), when tracing is on."""
     if not active:
         return None
-    from opentelemetry import trace
-
-    ctx = trace.get_current_span().get_span_context()
+    ctx = _api.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
 def recording_parent() -> bool:
-    from opentelemetry import trace
-
-    return bool(trace.get_current_span().is_recording())
+    return bool(_api.get_current_span().is_recording())
 
 
 def span(name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
@@ -253,8 +270,6 @@ def event(name: str, reason: str) -> None:
     """A security event on the request's span: its name and reason code, nothing else."""
     if not active:
         return
-    from opentelemetry import trace
-
-    current = trace.get_current_span()
+    current = _api.get_current_span()
     if current.is_recording():
         current.add_event(name, {"reason": reason})
