@@ -15,14 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from service import tracing
-from tests.conftest import PASSWORD, REDIS_URL, flush_redis
+from tests.conftest import PASSWORD, PG_URL, REDIS_URL, flush_redis, reset_postgres
 from tests.support.server import ROOT, Server, run_server
 
 from .otlp_receiver import Span, otlp_receiver
@@ -103,21 +102,25 @@ asyncio.run(main())
 
 
 @pytest.fixture
-def redis_env() -> Iterator[dict[str, str]]:
-    if not REDIS_URL:
-        yield {}
-        return
+def stores() -> dict[str, str]:
+    """PostgreSQL and Redis when the test environment has them (CI), else SQLite alone."""
     import asyncio
 
-    asyncio.run(flush_redis(REDIS_URL))
-    yield {"PORTCULLIS_REDIS_URL": REDIS_URL}
+    env: dict[str, str] = {}
+    if PG_URL:
+        asyncio.run(reset_postgres(PG_URL))
+        env["PORTCULLIS_DATABASE_URL"] = PG_URL
+    if REDIS_URL:
+        asyncio.run(flush_redis(REDIS_URL))
+        env["PORTCULLIS_REDIS_URL"] = REDIS_URL
+    return env
 
 
 def test_a_request_continues_the_callers_trace_with_children_events_and_no_secret(
-    tmp_path: Path, redis_env: dict[str, str]
+    tmp_path: Path, stores: dict[str, str]
 ) -> None:
     with otlp_receiver() as receiver:
-        env = {**FAST_EXPORT, **redis_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        env = {**FAST_EXPORT, **stores, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
         with run_server(tmp_path, env=env) as server:
             calls = _exercise(server)
             wanted = {t for t, _ in calls.values()}
@@ -140,8 +143,9 @@ def test_a_request_continues_the_callers_trace_with_children_events_and_no_secre
     assert read.status_code == 0  # unset: a success
     kids = children(spans, read)
     assert all(k.trace_id == trace_id and k.kind == CLIENT_KIND for k in kids), kids
-    assert any(k.attributes.get("db.system.name") == "sqlite" for k in kids), kids
-    if redis_env:  # the rate limit's check
+    database = "postgresql" if PG_URL else "sqlite"
+    assert any(k.attributes.get("db.system.name") == database for k in kids), kids
+    if REDIS_URL:  # the rate limit's check
         assert any(k.attributes.get("db.system.name") == "redis" for k in kids), kids
     # The write: an INSERT among its children.
     write = server_span(spans, calls["write"][0])
