@@ -121,7 +121,8 @@ def test_a_request_continues_the_callers_trace_with_children_events_and_no_secre
 ) -> None:
     with otlp_receiver() as receiver:
         env = {**FAST_EXPORT, **stores, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
-        with run_server(tmp_path, env=env) as server:
+        # Two workers: each builds its own provider and exporter once it has started.
+        with run_server(tmp_path, env=env, workers=2) as server:
             calls = _exercise(server)
             wanted = {t for t, _ in calls.values()}
             spans = receiver.wait_for(
