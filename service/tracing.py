@@ -116,11 +116,35 @@ def start(environ: Mapping[str, str] | None = None) -> None:
         exporter = HttpExporter()
     # The sampler comes from OTEL_TRACES_SAMPLER(_ARG), the queue and timeouts from
     # OTEL_BSP_*, the endpoint, headers and timeout from OTEL_EXPORTER_OTLP_*.
-    _provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # see stop()
+    _provider = TracerProvider(
+        resource=resource,
+        id_generator=_request_trace_ids(),
+        shutdown_on_exit=False,  # see stop()
+    )
     _provider.add_span_processor(BatchSpanProcessor(exporter))
     _tracer = _provider.get_tracer("portcullis")
     _bind()
     active = True
+
+
+def _request_trace_ids() -> Any:
+    """Trace ids for new traces: the id the request already carries (`trace_id` on its
+    RequestInfo, the one its access line names), so a log line and its trace meet."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    from .context import request_info
+
+    class RequestTraceIds(RandomIdGenerator):
+        def generate_trace_id(self) -> int:
+            given = getattr(request_info(), "trace_id", None)
+            if isinstance(given, str) and len(given) == 32:
+                with contextlib.suppress(ValueError):
+                    number = int(given, 16)
+                    if number:
+                        return number
+            return super().generate_trace_id()
+
+    return RequestTraceIds()
 
 
 def _bind() -> None:
