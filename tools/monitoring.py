@@ -71,12 +71,13 @@ TRAFFIC = (
         (Query(_rate("portcullis_http_requests_total", "route"), "{{route}}"),),
     ),
     Chart(
-        "Errors by status",
+        "Errors by route and status",
         "4xx and 5xx answers per second.",
         "reqps",
         (
             Query(
-                _rate("portcullis_http_requests_total", "status", 'status=~"4..|5.."'), "{{status}}"
+                _rate("portcullis_http_requests_total", "route, status", 'status=~"4..|5.."'),
+                "{{route}} {{status}}",
             ),
         ),
     ),
