@@ -16,7 +16,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command 'make lock' $(LOCK_FLAGS)
 export PORTCULLIS_DATA_DIR ?= var
 
-.PHONY: run test test-fast lint certs bench migrate fmt clean lock lock-check audit base-digest
+.PHONY: run test test-fast lint certs bench migrate fmt clean lock lock-check audit base-digest dashboard
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
@@ -86,6 +86,11 @@ audit: $(VENV)/.dev-installed
 BENCH_QUICK ?=
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench $(if $(BENCH_QUICK),--quick)
+
+# The Grafana dashboard and the Kubernetes PrometheusRule/PodMonitor, from tools/monitoring.py
+# and deploy/prometheus/portcullis.rules.yaml (commit the result).
+dashboard: $(VENV)/.dev-installed
+	$(BIN)/python -m tools.monitoring
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

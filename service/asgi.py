@@ -19,10 +19,12 @@ from .app import create_app  # noqa: E402
 from .logging import batch_lines  # noqa: E402
 from .server.patches.lifecycle import drain_with  # noqa: E402
 from .services import EXTENSION  # noqa: E402
+from .tracing_setup import install as install_tracing  # noqa: E402
 
 app = create_app(settings)
 batch_lines()  # one write per event-loop iteration (service/logging.py)
 drain_with(app.extensions[EXTENSION].health.begin_drain, settings.drain_seconds)
+install_tracing(app, app.extensions[EXTENSION], settings.drain_seconds)  # OTEL_* settings
 
 
 @app.before_serving

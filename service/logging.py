@@ -23,6 +23,7 @@ from typing import Any, Literal
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from . import tracing
 from .context import current_request, request_facts
 from .logsink import batch_lines, sink
 from .redaction import _SUSPECT, REDACTED, _secret_key, _suspect, redact_value
@@ -352,3 +353,4 @@ def security_event(event: str, *, level: int = logging.WARNING, reason: str, **f
         del fields["principal"]
     payload.update(fields)
     get_logger("portcullis.security").log(level, event, **payload)
+    tracing.event(event, reason)  # on the request's span, when tracing is on

@@ -112,6 +112,17 @@ class Metrics:
             ["policy"],
             registry=reg,
         )
+        self.refresh_reuse = Counter(
+            "portcullis_refresh_token_reuse_total",
+            "Spent refresh tokens presented again (each revoked its login session).",
+            registry=reg,
+        )
+        self.in_flight_limit = Gauge(
+            "portcullis_http_requests_in_flight_limit",
+            "The in-flight cap (PORTCULLIS_MAX_INFLIGHT), summed over live workers.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
         self.client_blocks = Counter(
             "portcullis_client_blocks_total",
             "Client addresses blocked automatically.",

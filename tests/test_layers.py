@@ -48,6 +48,8 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.files",
             "service.redisclient",
             "service.workers",
+            "service.tracing",
+            "service.tracing_setup",
         ),
     ),
 ]

@@ -177,6 +177,7 @@ async def refresh_grant(
             )
             return _token_response(access, claims, refresh)
     if outcome.status == "reused" and session is not None:
+        svc.metrics.refresh_reuse.inc()
         await svc.bus.announce()
         security_event(
             "auth.refresh_reuse",

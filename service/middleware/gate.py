@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 
+from .. import tracing
 from ..context import OUTCOME, Outcome, current_request
 from ..metrics import Metrics
 from ..security.proxies import ProxyResolver, client_key
@@ -56,6 +57,7 @@ class Gate:
         self.metrics = metrics
         self.origin = target.https_origin(issuer)
         self.slots = Slots(max_inflight, inflight_wait)
+        metrics.in_flight_limit.set(max_inflight)  # the cap beside the gauge (alerts)
         self.max_body_bytes = max_body_bytes
         self.ipv6_prefix = ipv6_prefix
 
@@ -78,6 +80,7 @@ class Gate:
         method, path = scope["method"], scope["path"]
         no_store = credentials or path.startswith("/v1/")
         token = current_request.set(facts)
+        span = tracing.request_started(scope, facts, method, path) if tracing.active else None
         https = scope["scheme"] == "https"
         rid = facts.request_id.encode()
         status = 0
@@ -137,4 +140,6 @@ class Gate:
                 route=route,
                 duration=time.perf_counter() - started,
             )
+            if span is not None:
+                tracing.request_finished(span, method, route or outcome.route, status)
             current_request.reset(token)

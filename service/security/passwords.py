@@ -24,6 +24,8 @@ from importlib import resources
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from .. import tracing
+
 MIN_LENGTH, MAX_LENGTH = 12, 128
 # A password needs this many independent parts, where a repeated run (`aaaa`), a
 # sequence (`abcd`, `4321`) or a copy of an earlier stretch (`abcabc`) counts as one.
@@ -61,7 +63,8 @@ class PasswordService:
         return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
 
     async def hash(self, password: str) -> str:
-        return str(await self._run(self.hasher.hash, password))
+        with tracing.span("argon2.hash"):
+            return str(await self._run(self.hasher.hash, password))
 
     def _verify(self, stored: str, password: str) -> bool:
         try:
@@ -71,7 +74,8 @@ class PasswordService:
 
     async def verify_or_dummy(self, stored: str | None, password: str) -> bool:
         """Verify; with no stored hash, burn the same time on a dummy and fail."""
-        ok = await self._run(self._verify, stored or self._dummy_hash, password)
+        with tracing.span("argon2.verify"):
+            ok = await self._run(self._verify, stored or self._dummy_hash, password)
         return bool(ok) and stored is not None
 
     def needs_rehash(self, stored: str) -> bool:
