@@ -168,3 +168,11 @@ async def test_in_flight_is_exact_at_scrape_and_published_within_the_interval() 
     metrics.request_started()
     await asyncio.sleep(IN_FLIGHT_PUBLISH_SECONDS * 2)
     assert written() == 1  # a change after a scrape is published again
+
+
+def test_dpop_outcomes_are_the_documented_ones() -> None:
+    from service.metrics import DPOP_OUTCOMES
+    from service.security.dpop import REASONS
+
+    assert DPOP_OUTCOMES == ("accepted", *REASONS)
+    assert set(DPOP_OUTCOMES) == documented_codes("DPoP proof outcomes")
