@@ -17,27 +17,32 @@ import hashlib
 import hmac
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from joserfc import jws
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import JWKRegistry
 
 from .dpop_nonce import NonceKeys
 from .dpop_replay import ReplayCache
 
 # Asymmetric algorithms only (RFC 9449 §4.2); `none` and MACs never.
-ALGORITHMS = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+ALGORITHMS = ("ES256", "ES384", "Ed25519", "EdDSA", "RS256", "PS256")
 IAT_WINDOW_SECONDS = 60  # a proof's `iat` may be this far from now, either way
 # A proof's jti is remembered at least as long as its `iat` is acceptable.
 REPLAY_TTL_SECONDS = 2 * IAT_WINDOW_SECONDS + 5
 MAX_PROOF_BYTES = 4096  # an RSA-4096 proof fits; anything larger is refused unparsed
 MIN_RSA_BITS = 2048
+# joserfc's default bound on a JWS header (512 bytes) is below a proof carrying an RSA jwk.
+_REGISTRY = jws.JWSRegistry(algorithms=ALGORITHMS)
+_REGISTRY.max_header_length = MAX_PROOF_BYTES
 _COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_KTY_FOR_ALG = {"ES256": "EC", "ES384": "EC", "EdDSA": "OKP", "RS256": "RSA", "PS256": "RSA"}
+_KTY_FOR_ALG = {"ES256": "EC", "ES384": "EC", "Ed25519": "OKP", "EdDSA": "OKP"}
+_KTY_FOR_ALG |= {"RS256": "RSA", "PS256": "RSA"}
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -188,10 +193,14 @@ class ProofChecker:
             key = JWKRegistry.import_key(jwk)
         except (JoseError, ValueError, TypeError, KeyError):
             raise ProofRejected("bad_key") from None
-        if jwk["kty"] == "RSA" and len(key.as_dict().get("n", "")) * 6 < MIN_RSA_BITS - 6:
+        if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
             raise ProofRejected("bad_key")
         try:
-            jws.deserialize_compact(value, key, algorithms=[alg])
+            with warnings.catch_warnings():
+                # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients still
+                # send it (it means Ed25519 here: the key is an OKP Ed25519 key).
+                warnings.simplefilter("ignore", SecurityWarning)
+                jws.deserialize_compact(value, key, algorithms=[alg], registry=_REGISTRY)
             thumbprint = key.thumbprint()
         except (JoseError, ValueError, TypeError):
             raise ProofRejected("bad_signature") from None
