@@ -146,7 +146,7 @@ BREAKERS: dict[str, tuple[str, Breaker]] = {
         "oversized",
         lambda h, m, u, t: [h.proof(m, u, token=t, claims={"pad": "x" * MAX_PROOF_BYTES})],
     ),
-    "not a JWS": ("malformed", lambda h, m, u, t: ["not.a.proof"]),
+    "not a JWS": ("malformed", lambda *_: ["not.a.proof"]),
 }
 
 
