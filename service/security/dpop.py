@@ -189,12 +189,12 @@ class ProofChecker:
             raise ProofRejected("private_key")
         if jwk.get("kty") != _KTY_FOR_ALG[alg]:
             raise ProofRejected("bad_key")
+        if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
+            raise ProofRejected("bad_key")
         try:
             key = JWKRegistry.import_key(jwk)
         except (JoseError, ValueError, TypeError, KeyError):
             raise ProofRejected("bad_key") from None
-        if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
-            raise ProofRejected("bad_key")
         try:
             with warnings.catch_warnings():
                 # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients still

@@ -1,9 +1,11 @@
 """The DPoP replay cache (RFC 9449 §11.1): a proof's `jti` counts once on every worker
 and replica while the proof could still be accepted.
 
-With Redis: one atomic `SET key 1 NX EX ttl`. Without Redis (or while it is down): one
-INSERT into the shared database, whose primary key decides; expired rows are swept at
-most every PURGE_SECONDS. Neither keeps anything in this process's memory, so a flood of
+With Redis: one atomic `SET key 1 NX EX ttl`. Without Redis: one INSERT into the shared
+database, whose primary key decides; expired rows are swept at most every PURGE_SECONDS.
+While Redis fails, the database decides (degraded: a proof first seen in Redis just
+before the outage is not known there), and `dpop.replay_fallback` is logged at most once
+per PURGE_SECONDS. Neither keeps anything in this process's memory, so a flood of
 proofs cannot grow it; both forget an entry once its proof is too old to be accepted.
 """
 
@@ -27,6 +29,7 @@ class ReplayCache:
         self.db = db
         self.redis = redis
         self._next_purge = 0.0
+        self._next_complaint = 0.0
 
     async def first_use(self, key: str, ttl_seconds: int) -> bool:
         """True the first time `key` is seen within `ttl_seconds`, on any process."""
@@ -35,7 +38,9 @@ class ReplayCache:
             try:
                 return bool(await self.redis.set(PREFIX + digest, b"1", nx=True, ex=ttl_seconds))
             except Exception as exc:  # any Redis failure: the database decides
-                log.error("dpop.replay_fallback", reason=type(exc).__name__)
+                if time.monotonic() >= self._next_complaint:
+                    self._next_complaint = time.monotonic() + PURGE_SECONDS
+                    log.error("dpop.replay_fallback", reason=type(exc).__name__)
         first = await dpop_proofs.record_first_use(
             self.db, key_hash=digest, ttl_seconds=ttl_seconds
         )
