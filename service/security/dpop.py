@@ -19,7 +19,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from joserfc import jws
@@ -27,7 +27,6 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import JWKRegistry
 
 from .dpop_nonce import NonceKeys
-from .dpop_replay import ReplayCache
 
 # Asymmetric algorithms only (RFC 9449 §4.2); `none` and MACs never.
 ALGORITHMS = ("ES256", "ES384", "Ed25519", "EdDSA", "RS256", "PS256")
@@ -68,6 +67,12 @@ REASONS = (
     "replayed",
     "key_mismatch",
 )
+
+
+class Replays(Protocol):
+    """The replay cache (security.dpop_replay): True the first time a key is seen."""
+
+    async def first_use(self, key: str, ttl_seconds: int) -> bool: ...
 
 
 class ProofRejected(Exception):
@@ -141,7 +146,7 @@ class ProofChecker:
     """Checks proofs for one service: its public URL, nonce keys and replay cache."""
 
     def __init__(
-        self, *, issuer: str, replay: ReplayCache, nonces: NonceKeys, require_nonce: bool
+        self, *, issuer: str, replay: Replays, nonces: NonceKeys, require_nonce: bool
     ) -> None:
         origin = urlsplit(issuer)
         self._base = f"{origin.scheme}://{origin.netloc}{origin.path.rstrip('/')}"

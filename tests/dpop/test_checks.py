@@ -37,7 +37,7 @@ def test_normalise_uri(given: str, expected: str | None) -> None:
 
 def checker(tmp_path: Path) -> ProofChecker:
     class Never:
-        async def first_use(self, key: str, ttl: int) -> bool:  # noqa: ARG002
+        async def first_use(self, key: str, ttl_seconds: int) -> bool:  # noqa: ARG002
             return True
 
     keys = KeyManager(tmp_path / "jwks.json")
