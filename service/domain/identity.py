@@ -250,5 +250,4 @@ async def create_client(
         name=name,
         scopes=sorted(set(scopes)),
         client_secret=secret,
-        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )

@@ -101,7 +101,6 @@ class ClientCreated(Out):
     name: str
     scopes: list[str]
     client_secret: str
-    dpop_bound_access_tokens: bool = False
 
 
 class ExternalPublic(Out):

@@ -6,31 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from .npm import NODE, npm_ready
+
 HERE = Path(__file__).parent / "dpop_client"
-NODE, NPM = shutil.which("node"), shutil.which("npm")
 
 
 def unavailable() -> str | None:
     """Why the client cannot run here, or None once its package is installed."""
-    if NODE is None or NPM is None:
-        return "Node.js/npm are not installed (needed to run oauth4webapi)"
-    if not (HERE / "node_modules" / "oauth4webapi").is_dir():
-        done = subprocess.run(
-            [NPM, "ci", "--no-audit", "--no-fund"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            return f"npm ci of oauth4webapi failed: {done.stderr.strip()[-300:]}"
-    return None
+    return npm_ready(HERE, "oauth4webapi")
 
 
 def run_client(
