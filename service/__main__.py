@@ -106,7 +106,7 @@ async def _create_user(settings: Settings, name: str, role: str) -> int:
     return 0
 
 
-async def _create_client(settings: Settings, name: str, scope: str) -> int:
+async def _create_client(settings: Settings, name: str, scope: str, dpop: bool = False) -> int:
     from .domain import identity
     from .errors import ValidationFailed
     from .models.users import ALL_SCOPES, ClientCreate
@@ -132,7 +132,12 @@ async def _create_client(settings: Settings, name: str, scope: str) -> int:
     try:
         await migrate(svc.db)
         created = await identity.create_client(
-            svc, name=data.name, scopes=list(data.scopes), actor="cli", ip=None
+            svc,
+            name=data.name,
+            scopes=list(data.scopes),
+            actor="cli",
+            ip=None,
+            dpop_bound_access_tokens=dpop,
         )
     except ValidationFailed:
         return fail("invalid scopes")
@@ -164,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     client = sub.add_parser("create-client", help="create an OAuth client")
     client.add_argument("name")
     client.add_argument("--scope", required=True)
+    client.add_argument("--dpop-bound", action="store_true", help="refuse tokens without DPoP")
     keys = sub.add_parser("keys", help="signing keys")
     keys.add_argument("action", choices=["rotate"])
     keys.add_argument(
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "create-user":
         return asyncio.run(_create_user(settings, args.name, args.role))
     if args.command == "create-client":
-        return asyncio.run(_create_client(settings, args.name, args.scope))
+        return asyncio.run(_create_client(settings, args.name, args.scope, args.dpop_bound))
     if args.command == "keys":
         from .security.keys import rotate
 

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(default=5, ge=0, le=300)
     migrate_on_start: bool = True  # off: a migration job upgrades; replicas only check
     trusted_issuers: Path | None = None  # JSON file of external token issuers
+    dpop_nonce: bool = False  # demand DPoP server nonces (RFC 9449 §8, §9)
+    dpop_required: bool = False  # refuse token requests without a DPoP proof
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None  # None: console only on a tty
     certfile: Path = Path("certs/server.pem")

@@ -117,7 +117,7 @@ def install(app: Quart, svc: Services) -> None:
         if ambiguous_credentials(fields):
             _refuse_ambiguous_credentials()
         result = await authenticate(
-            fields[0] if fields else None, svc.tokens, svc.denylist, svc.external
+            fields[0] if fields else None, svc.tokens, svc.denylist, svc.external, svc.dpop, req
         )
         set_authentication(result)
         principal = result.principal

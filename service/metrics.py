@@ -38,8 +38,17 @@ AUTH_FAILURE_REASONS = (
     "bad_header",
     "too_old",
     "invalid",
+    "dpop_proof",
+    "dpop_bound",
+    "not_dpop_bound",
 )
 LOGIN_OUTCOMES = ("success", "failure")
+# DPoP proofs: accepted, or the reason they were refused (security.dpop.REASONS).
+DPOP_OUTCOMES = tuple(
+    """accepted missing duplicated oversized malformed bad_type bad_algorithm private_key
+    bad_key bad_signature missing_jti bad_method bad_uri bad_iat bad_ath nonce_required
+    nonce_invalid replayed key_mismatch""".split()
+)
 RATELIMIT_POLICIES = ("default", "token", "register", "login", "openapi")
 _CHILDREN_CACHED = 4096  # label sets whose children are kept (bounded anyway; see below)
 # The `method` label: the standard methods (RFC 9110 and PATCH), any other as OTHER, so a
@@ -123,6 +132,12 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livesum",
         )
+        self.dpop_proofs = Counter(
+            "portcullis_dpop_proofs_total",
+            "DPoP proofs checked, by outcome (accepted or the refusal's reason).",
+            ["outcome"],
+            registry=reg,
+        )
         self.client_blocks = Counter(
             "portcullis_client_blocks_total",
             "Client addresses blocked automatically.",
@@ -157,6 +172,8 @@ class Metrics:
             self.logins.labels(outcome)
         for policy in RATELIMIT_POLICIES:
             self.ratelimit_rejections.labels(policy)
+        for outcome in DPOP_OUTCOMES:
+            self.dpop_proofs.labels(outcome)
         for dependency in dependencies:
             self.dependency_up.labels(dependency).set(0)
         # The labelled children of the request metrics, looked up once per label set

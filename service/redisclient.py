@@ -97,7 +97,8 @@ def make_client(url: str) -> Any:
         return sentinel.master_for(name, db=int(db or 0))
     import redis.asyncio as aioredis
 
-    return aioredis.from_url(url, health_check_interval=5, **bounds)
+    # redis-py 8 caps a standalone pool at 100 connections too (MaxConnectionsError).
+    return aioredis.from_url(url, health_check_interval=5, max_connections=4096, **bounds)
 
 
 async def warm_up(client: Any, connections: int = WARM_CONNECTIONS) -> None:

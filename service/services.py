@@ -27,6 +27,7 @@ from .redisclient import close as close_redis
 from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
+from .security.dpop_gate import build_gate
 from .security.issuer_keys import ExternalIssuers
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
@@ -63,6 +64,15 @@ class Services:
             ExternalIssuers(settings.issuers, self.metrics)
             if settings.trusted_issuers is not None
             else None
+        )
+        self.dpop = build_gate(
+            issuer=settings.issuer,
+            db=self.db,
+            redis=self.redis,
+            keys=self.keys,
+            metrics=self.metrics,
+            nonce=settings.dpop_nonce,
+            required=settings.dpop_required,
         )
         self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
         self.denylist = Denylist()

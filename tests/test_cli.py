@@ -24,9 +24,9 @@ cli = run_cli
 def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
     first = cli(tmp_path, "migrate")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"applied": [1, 2], "version": 2}
+    assert json.loads(first.stdout) == {"applied": [1, 2, 3], "version": 3}
     again = cli(tmp_path, "migrate")
-    assert again.returncode == 0 and json.loads(again.stdout) == {"applied": [], "version": 2}
+    assert again.returncode == 0 and json.loads(again.stdout) == {"applied": [], "version": 3}
 
 
 def test_create_user_and_failures(tmp_path: Path) -> None:

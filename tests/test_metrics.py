@@ -203,3 +203,11 @@ async def test_made_up_methods_make_no_new_series(app: Quart, client: httpx.Asyn
     }
     by_route = {r: sum(v for k, v in other.items() if ("route", r) in k[1]) for r in routes}
     assert by_route["<unmatched>"] == 80 and by_route["<probe>"] == 80
+
+
+def test_dpop_outcomes_are_the_documented_ones() -> None:
+    from service.metrics import DPOP_OUTCOMES
+    from service.security.dpop import REASONS
+
+    assert DPOP_OUTCOMES == ("accepted", *REASONS)
+    assert set(DPOP_OUTCOMES) == documented_codes("DPoP proof outcomes")

@@ -72,6 +72,7 @@ def make_blueprint() -> Blueprint:
             scopes=list(data.scopes),
             actor=current_principal().sub,
             ip=request.remote_addr,
+            dpop_bound_access_tokens=data.dpop_bound_access_tokens,
         )
         return created, 201
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, request
+from quart import Blueprint, Response, request
 from quart_rate_limiter import rate_limit
 from quart_schema import document_response, operation_id, validate_response
 
@@ -14,6 +14,7 @@ from ..errors import OAuthError
 from ..models.docs import Revoked
 from ..models.users import RegisterIn, RevokeForm, TokenForm, TokenOut, UserPublic
 from ..security.authn import public
+from ..security.dpop_gate import proof_request
 from ..security.ratelimit import named_limits
 from .body import form_body, json_body, read_form
 from .current import announce_limits, services
@@ -47,25 +48,39 @@ def make_blueprint(settings: Settings) -> Blueprint:
     @operation_id("issueToken")
     @oauth_errors(400, 401)
     async def token() -> tuple[dict[str, Any], int, dict[str, str]]:
-        """RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`."""
+        """RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`.
+        With a `DPoP` proof header (RFC 9449) the tokens are bound to its key:
+        `token_type` is `DPoP`."""
         form = await read_form()
         svc = services()
         ip = request.remote_addr or "unknown"
         grant = form.get("grant_type")
         result: TokenOut
+        if grant in ("password", "refresh_token", "client_credentials"):
+            # RFC 9449 §5: the proof is checked before the grant, and binds its tokens.
+            jkt = await svc.dpop.token_request(proof_request(request))
         if grant == "password":
-            result = await grants.password_grant(svc, form, ip, announce_limits)
+            result = await grants.password_grant(svc, form, ip, announce_limits, jkt=jkt)
         elif grant == "refresh_token":
-            result = await grants.refresh_grant(svc, form, request.headers.get("Authorization"), ip)
+            result = await grants.refresh_grant(
+                svc, form, request.headers.get("Authorization"), ip, jkt=jkt
+            )
         elif grant == "client_credentials":
             result = await grants.client_credentials_grant(
-                svc, form, request.headers.get("Authorization"), ip
+                svc, form, request.headers.get("Authorization"), ip, jkt=jkt
             )
         elif not grant:
             raise OAuthError("invalid_request", "grant_type is required.")
         else:
             raise OAuthError("unsupported_grant_type", "This grant type is not supported.")
         return result.model_dump(exclude_none=True), 200, NO_STORE
+
+    @bp.after_app_request
+    async def dpop_nonce(response: Response) -> Response:
+        """`DPoP-Nonce` on every answer to a DPoP request while nonces are demanded."""
+        for name, value in services().dpop.response_headers(request).items():
+            response.headers[name] = value
+        return response
 
     @bp.post("/revoke")
     @public

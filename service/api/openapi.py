@@ -59,6 +59,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "scheme": "bearer",
         "bearer_format": "JWT",
     },
+    "dpop": {"type": "http", "scheme": "dpop"},
     "oauth2": {
         "type": "oauth2",
         "flows": {
@@ -70,6 +71,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
 # quart-schema 0.25 refuses a `description` in a security scheme (not a dataclass field).
 _SCHEME_TEXT = {
     "bearer": "An RFC 9068 access token from the token endpoint.",
+    "dpop": "A DPoP-bound token (RFC 9449): `Authorization: DPoP <token>` and a `DPoP` proof.",
     "oauth2": "The token endpoint, as a client uses it (password or client credentials).",
 }
 
@@ -172,7 +174,8 @@ class PortcullisOpenAPI(OpenAPIProvider):
             operation["security"] = []
         else:
             scope = auth.removeprefix("scope:") if auth and auth.startswith("scope:") else None
-            operation["security"] = [{"bearer": []}, {"oauth2": [scope] if scope else []}]
+            oauth2 = {"oauth2": [scope] if scope else []}
+            operation["security"] = [{"bearer": []}, {"dpop": []}, oauth2]
         operation["parameters"] += [
             {"$ref": f"#/components/parameters/{_component(name)}"} for name in docs.request_headers
         ]

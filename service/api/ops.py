@@ -15,6 +15,7 @@ from ..config import Settings, parse_limits
 from ..errors import NotFound
 from ..models.docs import Health, JWKSet, Readiness
 from ..security.authn import public
+from ..security.dpop import ALGORITHMS as DPOP_ALGORITHMS
 from ..security.headers import DOCS_CSP
 from ..security.ratelimit import named_limits
 from .current import services
@@ -130,6 +131,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
                 "none",
             ],
             "revocation_endpoint_auth_methods_supported": ["none"],
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9449 §5.1
         }
 
     @bp.get("/openapi.json")

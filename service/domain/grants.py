@@ -43,6 +43,7 @@ Report = Callable[[Decision], None]
 def _token_response(access: str, claims: dict[str, Any], refresh: str | None) -> TokenOut:
     return TokenOut(
         access_token=access,
+        token_type="DPoP" if "cnf" in claims else "Bearer",  # RFC 9449 §5
         expires_in=int(claims["exp"]) - int(claims["iat"]),
         scope=str(claims["scope"]),
         refresh_token=refresh,
@@ -72,9 +73,11 @@ def _ignore(_decision: Decision) -> None:
 
 
 async def password_grant(
-    svc: Parts, form: dict[str, str], ip: str, report: Report = _ignore
+    svc: Parts, form: dict[str, str], ip: str, report: Report = _ignore, *, jkt: str | None = None
 ) -> TokenOut:
-    """`report` receives the state of the `login` policy for the RateLimit fields."""
+    """`report` receives the state of the `login` policy for the RateLimit fields. With
+    `jkt` (a DPoP proof's key), the session's refresh tokens and its access tokens are
+    bound to that key (RFC 9449 §5)."""
     username = form.get("username", "")
     # the same normalisation as at registration (NFC, line ends), so both sides agree
     password = str(normalise_text(form.get("password", "")))
@@ -122,6 +125,7 @@ async def password_grant(
                 user_id=user.id,
                 scope=" ".join(sorted(scopes)),
                 ttl_seconds=svc.settings.refresh_token_ttl,
+                jkt=jkt,
             )
             await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=sid)
             await audit.record(conn, event="auth.login", actor=user.id, target=sid, ip=ip)
@@ -132,15 +136,22 @@ async def password_grant(
         security_event("auth.login_failed", reason="disabled", principal=user.id)
         raise OAuthError("invalid_grant", "The username or password is incorrect.")
     access, claims = svc.tokens.issue(
-        sub=user.id, client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=sid
+        sub=user.id, client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=sid, jkt=jkt
     )
     svc.metrics.logins.labels("success").inc()
     return _token_response(access, claims, refresh)
 
 
 async def refresh_grant(
-    svc: Parts, form: dict[str, str], authorization: str | None, ip: str
+    svc: Parts,
+    form: dict[str, str],
+    authorization: str | None,
+    ip: str,
+    *,
+    jkt: str | None = None,
 ) -> TokenOut:
+    """A bound session's refresh token needs a proof by its key (RFC 9449 §5): another
+    key, or none, is invalid_grant and leaves the token unspent."""
     token = form.get("refresh_token", "")
     if not token:
         raise OAuthError("invalid_request", "refresh_token is required.")
@@ -169,11 +180,17 @@ async def refresh_grant(
                 ip=ip,
             )
         elif outcome.status == "ok" and session is not None and user and not user.disabled:
+            if session.jkt is not None and session.jkt != jkt:
+                raise await _wrong_key(svc, ip)  # rolls the spending back
             scopes = narrow_scope(form.get("scope"), frozenset(session.scope.split()))
             scopes &= ROLE_SCOPES[user.role]
             await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=session.sid)
             access, claims = svc.tokens.issue(
-                sub=user.id, client_id=FIRST_PARTY_CLIENT, scopes=scopes, sid=session.sid
+                sub=user.id,
+                client_id=FIRST_PARTY_CLIENT,
+                scopes=scopes,
+                sid=session.sid,
+                jkt=jkt,
             )
             return _token_response(access, claims, refresh)
     if outcome.status == "reused" and session is not None:
@@ -189,6 +206,12 @@ async def refresh_grant(
     else:
         await svc.abuse.record_failure(ip, "invalid_refresh")
     raise OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked.")
+
+
+async def _wrong_key(svc: Parts, ip: str) -> OAuthError:
+    svc.dpop.rejected("key_mismatch")  # counted, and logged as auth.dpop_rejected
+    await svc.abuse.record_failure(ip, "invalid_refresh")
+    return OAuthError("invalid_grant", "The refresh token is bound to another DPoP key.")
 
 
 def _client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str, bool]:
@@ -232,13 +255,20 @@ async def _authenticate_client(
 
 
 async def client_credentials_grant(
-    svc: Parts, form: dict[str, str], authorization: str | None, ip: str
+    svc: Parts,
+    form: dict[str, str],
+    authorization: str | None,
+    ip: str,
+    *,
+    jkt: str | None = None,
 ) -> TokenOut:
     client_id, secret, basic = _client_credentials(form, authorization)
     client = await _authenticate_client(svc, client_id, secret, basic, ip)
+    if client.dpop_bound_access_tokens and jkt is None:
+        raise svc.dpop.missing_proof()  # RFC 9449 §5.2 client metadata
     scopes = narrow_scope(form.get("scope"), frozenset(client.scopes.split()))
     access, claims = svc.tokens.issue(
-        sub=client.client_id, client_id=client.client_id, scopes=scopes, sid=None
+        sub=client.client_id, client_id=client.client_id, scopes=scopes, sid=None, jkt=jkt
     )
     svc.metrics.logins.labels("success").inc()
     return _token_response(access, claims, None)

@@ -200,7 +200,13 @@ async def update_user(
 
 
 async def create_client(
-    svc: Storage, *, name: str, scopes: list[str], actor: str | None, ip: str | None
+    svc: Storage,
+    *,
+    name: str,
+    scopes: list[str],
+    actor: str | None,
+    ip: str | None,
+    dpop_bound_access_tokens: bool = False,
 ) -> ClientCreated:
     if not set(scopes) <= ALL_SCOPES:
         raise ValidationFailed(errors=[{"loc": ["body", "scopes"], "msg": "unknown scope"}])
@@ -213,8 +219,12 @@ async def create_client(
             name=name,
             secret_hash=sha256(secret),
             scopes=" ".join(sorted(set(scopes))),
+            dpop_bound_access_tokens=dpop_bound_access_tokens,
         )
         await audit.record(conn, event="client.created", actor=actor, target=client_id, ip=ip)
     return ClientCreated(
-        client_id=client_id, name=name, scopes=sorted(set(scopes)), client_secret=secret
+        client_id=client_id,
+        name=name,
+        scopes=sorted(set(scopes)),
+        client_secret=secret,
     )

@@ -13,6 +13,7 @@ from typing import Protocol
 from ..config import Settings
 from ..metrics import Metrics
 from ..security.denylist import Denylist
+from ..security.dpop_gate import DPoPGate
 from ..security.passwords import PasswordService
 from ..security.ratelimit import Limiter
 from ..security.tokens import TokenService
@@ -58,3 +59,4 @@ class Parts(Accounts, Revoking, Profiles, Protocol):
     metrics: Metrics
     limiter: Limiter
     abuse: AbusePolicy
+    dpop: DPoPGate

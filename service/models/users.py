@@ -86,6 +86,7 @@ class UserPatch(StrictIn):
 class ClientCreate(StrictIn):
     name: Name
     scopes: list[Scope] = Field(min_length=1, max_length=3, json_schema_extra={"uniqueItems": True})
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: refuse requests without a proof
 
     @field_validator("scopes")
     @classmethod
@@ -135,7 +136,7 @@ class RevokeForm(BaseModel):
 
 class TokenOut(Out):
     access_token: str
-    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - RFC 6750 type name
+    token_type: Literal["Bearer", "DPoP"] = "Bearer"  # noqa: S105 - RFC 6750 / RFC 9449
     expires_in: int
     scope: str
     refresh_token: str | None = None

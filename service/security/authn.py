@@ -20,6 +20,7 @@ from quart import g
 
 from ..errors import InsufficientScope, Unauthorized
 from .denylist import Denylist
+from .dpop_gate import DPoPGate, challenge, proof_request
 from .issuer_keys import ExternalIssuers, IssuerKeys
 from .issuers import Rejected, verify_external
 from .tokens import (
@@ -42,6 +43,7 @@ class Authentication:
 
     principal: Principal | None = None
     failure: str | None = None
+    challenge: str | None = None  # the WWW-Authenticate value, when not Bearer's default
 
 
 ANONYMOUS = Authentication()
@@ -69,7 +71,7 @@ def ambiguous_credentials(fields: list[str]) -> bool:
         return False
     scheme, _, credentials = fields[0].strip().partition(" ")
     credentials = credentials.strip()
-    return scheme.lower() in ("bearer", "basic") and any(c in credentials for c in ", \t")
+    return scheme.lower() in ("bearer", "basic", "dpop") and any(c in credentials for c in ", \t")
 
 
 async def authenticate(
@@ -77,17 +79,21 @@ async def authenticate(
     tokens: TokenService,
     denylist: Denylist,
     external: ExternalIssuers | None = None,
+    dpop: DPoPGate | None = None,
+    request: Any = None,
 ) -> Authentication:
     """The principal, the reason a bad token is refused, or ANONYMOUS without one.
-    No I/O, except one bounded key refresh for an external token with an unknown `kid`."""
+    No I/O, except one bounded key refresh for an external token with an unknown `kid`,
+    and for a DPoP-bound token the replay cache's write (`dpop_binding`)."""
     if not header:
         return ANONYMOUS
     scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return ANONYMOUS  # another scheme is not a bearer token at all
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "dpop"):
+        return ANONYMOUS  # another scheme is not an access token at all
     credentials = credentials.strip()
     if not credentials:
-        return Authentication(failure="malformed")
+        return _refused("malformed", scheme)
     try:
         issuer = external.get(unverified_issuer(credentials)) if external else None
         if issuer is not None:
@@ -95,11 +101,39 @@ async def authenticate(
         else:
             principal = tokens.verify(credentials)
     except TokenRejected as exc:
-        return Authentication(failure=exc.reason)
+        return _refused(exc.reason, scheme)
     if denylist.is_revoked(principal):
-        return Authentication(failure="revoked")
+        return _refused("revoked", scheme)
     if denylist.is_disabled(principal):
-        return Authentication(failure="inactive_principal")
+        return _refused("inactive_principal", scheme)
+    if scheme == "dpop" or principal.jkt is not None:
+        return await dpop_binding(principal, scheme, credentials, dpop, request)
+    return Authentication(principal=principal)
+
+
+def _refused(reason: str, scheme: str) -> Authentication:
+    """A refused token; with the DPoP scheme, its challenge is DPoP's (RFC 9449 §7.1)."""
+    if scheme == "dpop":
+        return Authentication(failure=reason, challenge=challenge("invalid_token"))
+    return Authentication(failure=reason)
+
+
+async def dpop_binding(
+    principal: Principal, scheme: str, token: str, dpop: DPoPGate | None, request: Any
+) -> Authentication:
+    """RFC 9449 §7: a bound token only as `DPoP`, with a fresh proof by its key for this
+    request and this token; the `DPoP` scheme only with a bound token. Checked on every
+    request, whether the token's signature was verified now or remembered."""
+    if principal.jkt is None:
+        return _refused("not_dpop_bound", scheme)
+    if scheme != "dpop":
+        bearer = 'Bearer realm="portcullis", error="invalid_token", ' + challenge()
+        return Authentication(failure="dpop_bound", challenge=bearer)
+    if dpop is None or request is None:  # pragma: no cover - the request hook gives both
+        return _refused("dpop_proof", scheme)
+    refused = await dpop.resource_request(proof_request(request), token, principal.jkt)
+    if refused is not None:
+        return Authentication(failure="dpop_proof", challenge=refused)
     return Authentication(principal=principal)
 
 
@@ -121,6 +155,7 @@ async def external_principal(issuer: IssuerKeys, token: str) -> Principal:
         issuer=claims.issuer,
         role=claims.role,
         external_sub=claims.sub,
+        jkt=claims.jkt,
     )
 
 
@@ -134,9 +169,13 @@ def current_principal() -> Principal:
 def _check(scope: str | None) -> Principal:
     result = authentication()
     if result.failure is not None:
-        raise Unauthorized(
+        error = Unauthorized(
             "The bearer token is invalid, expired or revoked.", error="invalid_token"
         )
+        if result.challenge is not None:
+            error.detail = "The access token or its DPoP proof is not acceptable."
+            error.headers["WWW-Authenticate"] = result.challenge
+        raise error
     principal = result.principal
     if principal is None:
         raise Unauthorized()

@@ -41,6 +41,7 @@ class ExternalClaims:
     role: str
     jti: str
     exp: int
+    jkt: str | None = None  # RFC 9449 `cnf.jkt`: the token needs a DPoP proof by that key
 
 
 class Rejected(Exception):
@@ -119,6 +120,12 @@ async def verify_external(keys: IssuerKeys, token: str, header: dict[str, Any]) 
         scopes |= {"admin"}
     client_id = claims.get("client_id") or claims.get("azp") or claims["sub"]
     jti = claims.get("jti") or claims.get("uti") or hashlib.sha256(token.encode()).hexdigest()
+    from .tokens import TokenRejected, confirmation_key
+
+    try:
+        jkt = confirmation_key(claims.get("cnf"))
+    except TokenRejected:
+        raise Rejected("invalid_claim") from None
     return ExternalClaims(
         issuer=config.issuer,
         subject=external_subject(config.issuer, claims["sub"]),
@@ -128,4 +135,5 @@ async def verify_external(keys: IssuerKeys, token: str, header: dict[str, Any]) 
         role=role,
         jti=str(jti),
         exp=int(claims["exp"]),
+        jkt=jkt,
     )

@@ -56,6 +56,7 @@ class Principal:
     issuer: str | None = None  # set for a token of an external issuer (`sub` is its key)
     role: str | None = None  # an external subject's mapped role
     external_sub: str | None = None  # and its `sub` at that issuer
+    jkt: str | None = None  # `cnf.jkt`: usable only with a DPoP proof by that key
 
     @property
     def is_external(self) -> bool:
@@ -102,7 +103,13 @@ class TokenService:
         self._verified: dict[bytes, tuple[Principal, str]] = {}
 
     def issue(
-        self, *, sub: str, client_id: str, scopes: frozenset[str], sid: str | None
+        self,
+        *,
+        sub: str,
+        client_id: str,
+        scopes: frozenset[str],
+        sid: str | None,
+        jkt: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -118,6 +125,8 @@ class TokenService:
         }
         if sid is not None:
             claims["sid"] = sid
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}  # RFC 9449 §6.1
         ring = self.keys.signing()
         header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": ring.current_kid}
         token = jwt.encode(header, claims, ring.current, algorithms=list(ALGORITHMS))
@@ -164,6 +173,7 @@ class TokenService:
         sid = claims.get("sid")
         if not isinstance(scope, str) or (sid is not None and not isinstance(sid, str)):
             raise TokenRejected("invalid_claim")
+        jkt = confirmation_key(claims.get("cnf"))
         principal = Principal(
             sub=str(claims["sub"]),
             client_id=str(claims["client_id"]),
@@ -171,6 +181,7 @@ class TokenService:
             jti=str(claims["jti"]),
             exp=int(claims["exp"]),
             sid=sid,
+            jkt=jkt,
         )
         return principal, str(header["kid"])
 
@@ -183,6 +194,17 @@ class TokenService:
         kid = header.get("kid")
         if not isinstance(kid, str) or kid not in self.keys.ring.kids:
             raise TokenRejected("unknown_key")
+
+
+def confirmation_key(cnf: Any) -> str | None:
+    """The `jkt` of a `cnf` claim (RFC 9449 §6.1), None without one; a `cnf` we cannot
+    honour (another confirmation method, a malformed thumbprint) refuses the token."""
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str) or not re.fullmatch(r"[A-Za-z0-9_-]{43}", jkt):
+        raise TokenRejected("invalid_claim")
+    return jkt
 
 
 def unverified_issuer(token: str) -> Any:

@@ -19,6 +19,7 @@ class SessionRow:
     created_us: int
     expires_us: int
     revoked_us: int | None
+    jkt: str | None = None  # the DPoP key its refresh tokens are bound to
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,13 @@ class RefreshOutcome:
 
 
 async def create_session(
-    conn: AsyncConnection, *, sid: str, user_id: str, scope: str, ttl_seconds: int
+    conn: AsyncConnection,
+    *,
+    sid: str,
+    user_id: str,
+    scope: str,
+    ttl_seconds: int,
+    jkt: str | None = None,
 ) -> None:
     now = now_us()
     await conn.execute(
@@ -41,6 +48,7 @@ async def create_session(
             created_us=now,
             expires_us=now + ttl_seconds * 1_000_000,
             revoked_us=None,
+            jkt=jkt,
         )
     )
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -40,6 +41,8 @@ clients = Table(
     Column("scopes", String(255), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_us", BigInteger, nullable=False),
+    # RFC 9449 §5.2: refuse this client's token requests without a DPoP proof.
+    Column("dpop_bound_access_tokens", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per login (password grant); refresh tokens rotate inside it.
@@ -52,6 +55,7 @@ login_sessions = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("expires_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger, nullable=True),
+    Column("jkt", String(64), nullable=True),  # DPoP key its refresh tokens are bound to
     Index("ix_login_sessions_user", "user_id"),
 )
 
@@ -139,6 +143,15 @@ blocks = Table(
     Column("reason", String(64), nullable=False),
     Column("level", Integer, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+)
+
+# DPoP proofs seen (sha256 of key thumbprint and jti), while they could be replayed.
+dpop_proofs = Table(
+    "dpop_proofs",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("expires_us", BigInteger, nullable=False),
+    Index("ix_dpop_proofs_expires", "expires_us"),
 )
 
 # The signing key ids each running process verifies with, so replicas that were given

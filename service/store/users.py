@@ -37,6 +37,7 @@ class ClientRow:
     scopes: str  # space-separated
     disabled: bool
     created_us: int
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2 client metadata
 
 
 # The hot statements are built once: building a statement and its cache key per call
@@ -113,7 +114,13 @@ async def list_users(conn: Conn, *, limit: int, after: tuple[int, str] | None) -
 
 
 async def create_client(
-    conn: AsyncConnection, *, client_id: str, name: str, secret_hash: str, scopes: str
+    conn: AsyncConnection,
+    *,
+    client_id: str,
+    name: str,
+    secret_hash: str,
+    scopes: str,
+    dpop_bound_access_tokens: bool = False,
 ) -> ClientRow:
     client = ClientRow(
         client_id=client_id,
@@ -122,6 +129,7 @@ async def create_client(
         scopes=scopes,
         disabled=False,
         created_us=now_us(),
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     await conn.execute(clients.insert().values(**asdict(client)))
     return client

@@ -434,7 +434,8 @@ async def test_refresh_grant_checks_client_credentials(
 async def test_metadata_advertises_only_what_is_implemented(client: httpx.AsyncClient) -> None:
     meta = (await client.get("/.well-known/oauth-authorization-server")).json()
     # no client_secret_jwt / private_key_jwt: no client-authentication signing algorithms
-    assert not any(key.endswith("_signing_alg_values_supported") for key in meta), meta
+    signing = {key for key in meta if key.endswith("_signing_alg_values_supported")}
+    assert signing == {"dpop_signing_alg_values_supported"}, meta  # DPoP proofs only
     assert set(meta["token_endpoint_auth_methods_supported"]) <= {
         "client_secret_basic",
         "client_secret_post",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import ssl
 import subprocess
 import time
@@ -21,6 +20,8 @@ from joserfc.jwk import ECKey
 from service.devcerts import make_dev_certs
 from tests.support.server import free_port
 
+from .npm import NODE, npm_ready
+
 HERE = Path(__file__).parent / "oidc"
 AUDIENCES = {"urn:portcullis": "portcullis", "urn:other": "other-api"}
 CLIENTS = {  # client id → (secret, roles)
@@ -29,25 +30,9 @@ CLIENTS = {  # client id → (secret, roles)
 }
 
 
-NODE, NPM = shutil.which("node"), shutil.which("npm")
-
-
 def unavailable() -> str | None:
     """Why the provider cannot run here, or None once its packages are installed."""
-    if NODE is None or NPM is None:
-        return "Node.js/npm are not installed (needed to run oidc-provider)"
-    if not (HERE / "node_modules" / "oidc-provider").is_dir():
-        done = subprocess.run(
-            [NPM, "ci", "--no-audit", "--no-fund"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            return f"npm ci of oidc-provider failed: {done.stderr.strip()[-300:]}"
-    return None
+    return npm_ready(HERE, "oidc-provider")
 
 
 def new_key(kid: str) -> dict[str, Any]:

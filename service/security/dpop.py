@@ -1,0 +1,253 @@
+"""DPoP proofs (RFC 9449 §4.3): check one proof for one request, and return the
+RFC 7638 thumbprint of its key or a reason code for refusing it.
+
+The checks run in the order of RFC 9449 §4.3: `typ`, an asymmetric `alg` of ours,
+a public-only `jwk`, the signature by that key, `jti`, `htm` and `htu` (against the
+public URL under PORTCULLIS_ISSUER, never the Host header), `iat` within
+IAT_WINDOW_SECONDS, `ath` for a resource request, `nonce` when demanded, and last
+whether the `jti` is unseen: that is the one check with I/O (the replay cache), so a
+proof refused for any other reason never costs a cache write. JWS and thumbprints are
+joserfc's; nothing here is cryptography of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from joserfc import jws
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import JWKRegistry
+
+from .dpop_nonce import NonceKeys
+
+# Asymmetric algorithms only (RFC 9449 §4.2); `none` and MACs never.
+ALGORITHMS = ("ES256", "ES384", "Ed25519", "EdDSA", "RS256", "PS256")
+IAT_WINDOW_SECONDS = 60  # a proof's `iat` may be this far from now, either way
+# A proof's jti is remembered at least as long as its `iat` is acceptable.
+REPLAY_TTL_SECONDS = 2 * IAT_WINDOW_SECONDS + 5
+MAX_PROOF_BYTES = 4096  # an RSA-4096 proof fits; anything larger is refused unparsed
+MIN_RSA_BITS = 2048
+# joserfc's default bound on a JWS header (512 bytes) is below a proof carrying an RSA jwk.
+_REGISTRY = jws.JWSRegistry(algorithms=ALGORITHMS)
+_REGISTRY.max_header_length = MAX_PROOF_BYTES
+_COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_KTY_FOR_ALG = {"ES256": "EC", "ES384": "EC", "Ed25519": "OKP", "EdDSA": "OKP"}
+_KTY_FOR_ALG |= {"RS256": "RSA", "PS256": "RSA"}
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+# Every reason code (the metric's bounded label values, docs/operations.md).
+REASONS = (
+    "missing",
+    "duplicated",
+    "oversized",
+    "malformed",
+    "bad_type",
+    "bad_algorithm",
+    "private_key",
+    "bad_key",
+    "bad_signature",
+    "missing_jti",
+    "bad_method",
+    "bad_uri",
+    "bad_iat",
+    "bad_ath",
+    "nonce_required",
+    "nonce_invalid",
+    "replayed",
+    "key_mismatch",
+)
+
+
+class Replays(Protocol):
+    """The replay cache (security.dpop_replay): True the first time a key is seen."""
+
+    async def first_use(self, key: str, ttl_seconds: int) -> bool: ...
+
+
+class ProofRejected(Exception):
+    """The proof is not acceptable; `reason` is one of REASONS. `use_nonce` means the
+    client should retry with the server nonce (RFC 9449 §8 `use_dpop_nonce`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    @property
+    def use_nonce(self) -> bool:
+        return self.reason in ("nonce_required", "nonce_invalid")
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    jkt: str  # RFC 7638 SHA-256 thumbprint of the proof's key
+    jti: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProofRequest:
+    """What a proof is checked against: the request's `DPoP` field values, its method
+    and its path as sent (percent-encoding kept)."""
+
+    fields: list[str]
+    method: str
+    path: str
+
+
+def access_token_hash(token: str) -> str:
+    """`ath` (RFC 9449 §4.2): base64url SHA-256 of the access token, no padding."""
+    digest = hashlib.sha256(token.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def normalise_uri(uri: str) -> str | None:
+    """An http(s) URI without query and fragment, normalised per RFC 3986 §6.2.2 and
+    RFC 9449 §4.3: scheme and host in lower case, the default port dropped, an empty
+    path as `/`, percent-encodings in upper case and unreserved ones decoded."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if scheme not in _DEFAULT_PORTS or not host or parts.username or parts.password:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{_normalise_path(parts.path or '/')}"
+
+
+def _normalise_path(path: str) -> str:
+    def fix(match: re.Match[str]) -> str:
+        byte = int(match.group(1), 16)
+        return chr(byte) if byte in _UNRESERVED else f"%{byte:02X}"
+
+    return _PERCENT.sub(fix, path)
+
+
+def _b64_json(segment: str) -> Any:
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return json.loads(raw)
+
+
+class ProofChecker:
+    """Checks proofs for one service: its public URL, nonce keys and replay cache."""
+
+    def __init__(
+        self, *, issuer: str, replay: Replays, nonces: NonceKeys, require_nonce: bool
+    ) -> None:
+        origin = urlsplit(issuer)
+        self._base = f"{origin.scheme}://{origin.netloc}{origin.path.rstrip('/')}"
+        self.replay = replay
+        self.nonces = nonces
+        self.require_nonce = require_nonce
+
+    def expected_htu(self, path: str) -> str | None:
+        return normalise_uri(self._base + path)
+
+    async def check(
+        self, request: ProofRequest, *, access_token: str | None, jkt: str | None, now: float
+    ) -> Proof:
+        """The proof's key thumbprint, or ProofRejected. At a resource, `access_token`
+        and its `jkt` are given: the proof must carry the token's `ath` and be by that key."""
+        proof = self.check_offline(request, access_token=access_token, jkt=jkt, now=now)
+        if not await self.replay.first_use(f"{proof.jkt}:{proof.jti}", REPLAY_TTL_SECONDS):
+            raise ProofRejected("replayed")
+        return proof
+
+    def check_offline(
+        self, request: ProofRequest, *, access_token: str | None, jkt: str | None, now: float
+    ) -> Proof:
+        """Every check but the replay cache's (no I/O)."""
+        if not request.fields:
+            raise ProofRejected("missing")
+        if len(request.fields) > 1:
+            raise ProofRejected("duplicated")
+        value = request.fields[0].strip()
+        if len(value) > MAX_PROOF_BYTES:
+            raise ProofRejected("oversized")
+        if not _COMPACT.fullmatch(value):
+            raise ProofRejected("duplicated" if "," in value else "malformed")
+        header, claims = self._decode(value)
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() != "dpop+jwt":
+            raise ProofRejected("bad_type")
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise ProofRejected("bad_algorithm")
+        jwk = header.get("jwk")
+        if not isinstance(jwk, dict):
+            raise ProofRejected("bad_key")
+        if _PRIVATE_MEMBERS & jwk.keys():
+            raise ProofRejected("private_key")
+        if jwk.get("kty") != _KTY_FOR_ALG[alg]:
+            raise ProofRejected("bad_key")
+        if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
+            raise ProofRejected("bad_key")
+        try:
+            key = JWKRegistry.import_key(jwk)
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise ProofRejected("bad_key") from None
+        try:
+            with warnings.catch_warnings():
+                # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients still
+                # send it (it means Ed25519 here: the key is an OKP Ed25519 key).
+                warnings.simplefilter("ignore", SecurityWarning)
+                jws.deserialize_compact(value, key, algorithms=[alg], registry=_REGISTRY)
+            thumbprint = key.thumbprint()
+        except (JoseError, ValueError, TypeError):
+            raise ProofRejected("bad_signature") from None
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not 1 <= len(jti) <= 256:
+            raise ProofRejected("missing_jti")
+        if claims.get("htm") != request.method:
+            raise ProofRejected("bad_method")
+        htu = claims.get("htu")
+        expected = self.expected_htu(request.path)
+        if not isinstance(htu, str) or expected is None or normalise_uri(htu) != expected:
+            raise ProofRejected("bad_uri")
+        iat = claims.get("iat")
+        if (
+            not isinstance(iat, int | float)
+            or isinstance(iat, bool)
+            or abs(now - iat) > IAT_WINDOW_SECONDS
+        ):
+            raise ProofRejected("bad_iat")
+        if access_token is not None:
+            ath = claims.get("ath")
+            if not isinstance(ath, str) or not hmac.compare_digest(
+                ath, access_token_hash(access_token)
+            ):
+                raise ProofRejected("bad_ath")
+        if self.require_nonce:
+            nonce = claims.get("nonce")
+            if nonce is None:
+                raise ProofRejected("nonce_required")
+            if not isinstance(nonce, str) or not self.nonces.valid(nonce, now):
+                raise ProofRejected("nonce_invalid")
+        if jkt is not None and not hmac.compare_digest(thumbprint, jkt):
+            raise ProofRejected("key_mismatch")
+        return Proof(jkt=thumbprint, jti=jti)
+
+    @staticmethod
+    def _decode(value: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        head, payload, _signature = value.split(".")
+        try:
+            header, claims = _b64_json(head), _b64_json(payload)
+        except (ValueError, RecursionError):
+            raise ProofRejected("malformed") from None
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise ProofRejected("malformed")
+        return header, claims

@@ -1,0 +1,100 @@
+"""The proof checker without HTTP: URI normalisation and key rules (RFC 9449 §4.3)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from joserfc.jwk import OctKey
+
+from service.security.dpop import ProofChecker, ProofRejected, ProofRequest, normalise_uri
+from service.security.dpop_nonce import NonceKeys
+from service.security.keys import KeyManager
+from tests.support.cli import run_cli
+
+from .proofs import ISSUER, ME_URL, Holder, unsigned
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("HTTPS://API.EXAMPLE.COM/v1/users/me", "https://api.example.com/v1/users/me"),
+        ("https://api.example.com:443/a?q=1#f", "https://api.example.com/a"),
+        ("http://api.example.com:80", "http://api.example.com/"),
+        ("https://api.example.com:8443/a", "https://api.example.com:8443/a"),
+        ("https://api.example.com/%7euser/%2f", "https://api.example.com/~user/%2F"),
+        ("https://[::1]:443/x", "https://[::1]/x"),
+        ("ftp://api.example.com/x", None),
+        ("https://user:pw@api.example.com/x", None),
+        ("https://api.example.com:99999/x", None),
+        ("/v1/users/me", None),
+    ],
+)
+def test_normalise_uri(given: str, expected: str | None) -> None:
+    assert normalise_uri(given) == expected
+
+
+def checker(tmp_path: Path) -> ProofChecker:
+    class Never:
+        async def first_use(self, key: str, ttl_seconds: int) -> bool:  # noqa: ARG002
+            return True
+
+    keys = KeyManager(tmp_path / "jwks.json")
+    return ProofChecker(issuer=ISSUER, replay=Never(), nonces=NonceKeys(keys), require_nonce=False)
+
+
+def reason(check: ProofChecker, proof: str, *, jkt: str | None = None) -> str:
+    with pytest.raises(ProofRejected) as caught:
+        check.check_offline(
+            ProofRequest([proof], "GET", "/v1/users/me"),
+            access_token=None,
+            jkt=jkt,
+            now=time.time(),
+        )
+    return caught.value.reason
+
+
+def test_key_rules(tmp_path: Path) -> None:
+    check = checker(tmp_path)
+    holder = Holder()
+    claims = {"jti": "j" * 16, "htm": "GET", "htu": ME_URL, "iat": int(time.time())}
+    weak = {"kty": "RSA", "n": "AQAB" * 40, "e": "AQAB"}  # a 960-bit modulus
+    assert reason(check, unsigned({"typ": "dpop+jwt", "alg": "RS256", "jwk": weak}, claims)) == (
+        "bad_key"
+    )
+    # an EC key under an RSA algorithm, and a symmetric key
+    mixed = {"typ": "dpop+jwt", "alg": "RS256", "jwk": holder.public}
+    assert reason(check, unsigned(mixed, claims)) == "bad_key"
+    oct_jwk = OctKey.generate_key(256).as_dict(private=False)
+    assert reason(check, holder.proof("GET", ME_URL, header={"jwk": oct_jwk})) == "private_key"
+    # by the right key, but not the one a token is bound to
+    other = Holder()
+    assert reason(check, holder.proof("GET", ME_URL), jkt=other.jkt) == "key_mismatch"
+    assert reason(check, holder.proof("GET", ME_URL, claims={"jti": "x" * 300})) == "missing_jti"
+    assert reason(check, holder.proof("GET", ME_URL, claims={"iat": True})) == "bad_iat"
+
+
+def test_create_client_can_demand_dpop(tmp_path: Path) -> None:
+    done = run_cli(
+        tmp_path / "var", "create-client", "etl", "--scope", "notes:read", "--dpop-bound"
+    )
+    assert done.returncode == 0, done.stderr
+    import asyncio
+    import json
+
+    from service.store.db import Database
+    from service.store.users import read_client
+
+    client_id = json.loads(done.stdout)["client_id"]
+
+    async def read() -> bool:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'var' / 'portcullis.db'}")
+        try:
+            row = await read_client(db, client_id=client_id)
+        finally:
+            await db.close()
+        assert row is not None
+        return row.dpop_bound_access_tokens
+
+    assert asyncio.run(read()) is True

@@ -1,0 +1,162 @@
+"""Each proof counts once, on every worker and every replica (RFC 9449 §11.1), and the
+replay cache forgets what can no longer be replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from service.config import Settings
+from service.security.dpop import REPLAY_TTL_SECONDS
+from service.security.dpop_replay import PREFIX, ReplayCache
+from service.store.tables import dpop_proofs
+from tests.conftest import (
+    PASSWORD,
+    PG_URL,
+    REDIS_URL,
+    SettingsFactory,
+    flush_redis,
+    register,
+    svc_of,
+    two_instances,
+)
+from tests.support.server import run_server
+
+from .proofs import ISSUER, TOKEN_URL, Holder
+
+FORM = {"grant_type": "password", "username": "alice", "password": PASSWORD}
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(not PG_URL, reason="PORTCULLIS_TEST_DATABASE_URL is not set"),
+        ),
+        pytest.param(
+            "postgresql+redis",
+            marks=pytest.mark.skipif(
+                not (PG_URL and REDIS_URL),
+                reason="PORTCULLIS_TEST_DATABASE_URL / PORTCULLIS_TEST_REDIS_URL are not set",
+            ),
+        ),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    return "postgresql" if str(request.param).startswith("postgresql") else "sqlite"
+
+
+@pytest.fixture
+async def settings(settings_factory: SettingsFactory, request: pytest.FixtureRequest) -> Settings:
+    with_redis = "redis" in request.node.callspec.params.get("backend", "")
+    if with_redis:
+        assert REDIS_URL is not None
+        await flush_redis(REDIS_URL)
+        return settings_factory(issuer=ISSUER, redis_url=REDIS_URL)
+    return settings_factory(issuer=ISSUER)
+
+
+async def test_a_proof_replayed_on_another_replica_is_refused(
+    settings: Settings, holder: Holder
+) -> None:
+    async with two_instances(settings) as (a, b, ca, cb):
+        await register(ca, "alice")
+        proof = holder.proof("POST", TOKEN_URL)
+        first = await ca.post("/v1/auth/token", data=FORM, headers={"DPoP": proof})
+        assert first.status_code == 200, first.text
+        replay = await cb.post("/v1/auth/token", data=FORM, headers={"DPoP": proof})
+        assert replay.status_code == 400
+        assert replay.json()["error"] == "invalid_dpop_proof"
+        assert svc_of(b).metrics.dpop_proofs.labels("replayed")._value.get() == 1
+        # a burst of the same fresh proof on both replicas: exactly one wins
+        proof = holder.proof("POST", TOKEN_URL)
+        answers = await asyncio.gather(
+            *(
+                c.post("/v1/auth/token", data=FORM, headers={"DPoP": proof})
+                for c in (ca, cb, ca, cb, ca, cb)
+            )
+        )
+        assert sorted(r.status_code for r in answers) == [200, 400, 400, 400, 400, 400]
+        if settings.redis_dsn is not None:
+            # on Redis, not in the database; with an expiry no longer than the window
+            async with svc_of(a).db.read() as conn:
+                rows = (await conn.execute(select(func.count()).select_from(dpop_proofs))).scalar()
+            assert rows == 0
+            keys = [k async for k in svc_of(a).redis.scan_iter(PREFIX + "*")]
+            assert len(keys) == 2
+            for key in keys:
+                assert 0 < await svc_of(a).redis.ttl(key) <= REPLAY_TTL_SECONDS
+
+
+async def test_the_database_cache_forgets_expired_proofs(settings: Settings) -> None:
+    from service import create_app
+
+    app = create_app(settings)
+    async with app.test_app():
+        db = svc_of(app).db
+        cache = ReplayCache(db, None)
+        assert await cache.first_use("k:old", 0)  # expires at once
+        assert await cache.first_use("k:new", REPLAY_TTL_SECONDS)
+        assert not await cache.first_use("k:new", REPLAY_TTL_SECONDS)
+        cache._next_purge = 0.0  # the next write sweeps (it does every PURGE_SECONDS)
+        await asyncio.sleep(0.01)
+        assert await cache.first_use("k:third", REPLAY_TTL_SECONDS)
+        async with db.read() as conn:
+            left = (await conn.execute(select(dpop_proofs.c.key_hash))).scalars().all()
+        assert len(left) == 2  # k:old is gone; nothing else of the proofs is kept
+
+
+def served_by(log: Path) -> set[int]:
+    pids = set()
+    for line in log.read_text().splitlines():
+        if '"http.request"' in line and "/v1/auth/token" in line:
+            pids.add(json.loads(line)["pid"])
+    return pids
+
+
+@pytest.mark.parametrize(
+    "with_redis",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(not REDIS_URL, reason="PORTCULLIS_TEST_REDIS_URL is not set"),
+        ),
+    ],
+)
+def test_a_proof_replayed_on_another_worker_is_refused(tmp_path: Path, with_redis: bool) -> None:
+    """Two Hypercorn workers, each request on a new connection (the kernel spreads them
+    over the workers): a proof is accepted once, whichever worker sees it."""
+    env = {"PORTCULLIS_DPOP_NONCE": "false"}
+    if with_redis:
+        assert REDIS_URL is not None
+        asyncio.run(flush_redis(REDIS_URL))
+        env["PORTCULLIS_REDIS_URL"] = REDIS_URL
+    with run_server(tmp_path, workers=2, env=env) as server:
+        token_url = f"{server.url}/v1/auth/token"
+        holder = Holder()
+
+        def fresh() -> httpx.Client:
+            return httpx.Client(verify=server.ssl_context(), timeout=30)
+
+        with fresh() as c:
+            r = c.post(
+                f"{server.url}/v1/auth/register", json={"username": "alice", "password": PASSWORD}
+            )
+            assert r.status_code == 201
+        statuses = []
+        for _ in range(6):
+            proof = holder.proof("POST", token_url)
+            for _ in range(3):  # the same proof three times, each on a new connection
+                with fresh() as c:
+                    statuses.append(
+                        c.post(token_url, data=FORM, headers={"DPoP": proof}).status_code
+                    )
+        assert statuses == [200, 400, 400] * 6
+        assert len(served_by(server.log)) == 2, "every request was served by one worker"
