@@ -157,9 +157,9 @@ async def test_bad_input_and_non_admins_change_nothing(
         {"disabled": True, "secret_hash": "x"},
         {"disabled": None},
     ]
-    for body in bodies:
-        r = await client.patch(f"/v1/admin/clients/{cid}", json=body, headers=admin)
-        assert r.status_code == 422, (body, r.text)
+    for patch in bodies:
+        r = await client.patch(f"/v1/admin/clients/{cid}", json=patch, headers=admin)
+        assert r.status_code == 422, (patch, r.text)
         assert r.headers["content-type"] == "application/problem+json"
     assert await client_rows(app) == before
     assert await audit_events(app) == trail
