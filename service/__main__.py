@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from .cli_admin import add_commands
+from .cli_admin import run as run_admin_command
 from .cli_support import fail, load_settings_or_exit
 from .config import Settings
 
@@ -166,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("name")
     client.add_argument("--scope", required=True)
     keys = sub.add_parser("keys", help="signing keys")
-    keys.add_argument("action", choices=["rotate"])
+    keys.add_argument("action", choices=["rotate", "list"])
     keys.add_argument(
         "--activate-now",
         action="store_true",
         help="sign with the new key at once (emergencies: verifiers that have not fetched "
         "the JWKS since reject its tokens until they do)",
     )
+    add_commands(sub, keys)  # set-password, users, clients, keys list (cli_admin.py)
     sub.add_parser("check-config", help="validate and print the configuration")
     certs = sub.add_parser("certs", help="create the development CA and certificate")
     certs.add_argument("--dir", default="certs")
@@ -188,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         _out(settings.redacted())
         return 0
+    handled = run_admin_command(args, settings)
+    if handled is not None:
+        return handled
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "create-user":

@@ -24,6 +24,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.__main__",
             "service.serve",
             "service.cli_support",
+            "service.cli_admin",
             "service.devcerts",
             "service.drain",
             "service.server_fixes",
