@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from .cli_admin import add_commands
 from .cli_admin import run as run_admin_command
+from .cli_checks import check_connections
 from .cli_support import fail, load_settings_or_exit
 from .config import Settings
 
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         "the JWKS since reject its tokens until they do)",
     )
     add_commands(sub, keys)  # set-password, users, clients, keys list (cli_admin.py)
-    sub.add_parser("check-config", help="validate and print the configuration")
+    check = sub.add_parser("check-config", help="validate and print the configuration")
+    check.add_argument("--connect", action="store_true", help="also reach the database and Redis")
     certs = sub.add_parser("certs", help="create the development CA and certificate")
     certs.add_argument("--dir", default="certs")
     args = parser.parse_args(args_in)
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings_or_exit()
     if args.command == "check-config":
         _out(settings.redacted())
-        return 0
+        return check_connections(settings) if args.connect else 0
     handled = run_admin_command(args, settings)
     if handled is not None:
         return handled

@@ -8,6 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
+from .cli_checks import from_env_file, warn_unknown_variables
 from .config import Settings
 
 
@@ -66,11 +67,12 @@ def startup_problems(settings: Settings) -> list[str]:
 def load_settings_or_exit(*, startup: bool = False) -> Settings:
     """Valid settings, or exit 2 with every problem on stderr. `startup` also checks the
     data folder and the signing key file, as the server needs them."""
+    warn_unknown_variables()
     try:
         settings = Settings()
     except ValidationError as exc:
         for line in configuration_problems(exc):
-            fail(f"invalid configuration: {line}")
+            fail(f"invalid configuration: {from_env_file(line)}")
         raise SystemExit(2) from None
     problems = startup_problems(settings) if startup else []
     for line in problems:

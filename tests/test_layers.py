@@ -25,6 +25,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.serve",
             "service.cli_support",
             "service.cli_admin",
+            "service.cli_checks",
             "service.devcerts",
             "service.drain",
             "service.server_fixes",
