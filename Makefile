@@ -20,7 +20,7 @@ LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command 'make lock' $(LOCK_FLAGS)
 export PORTCULLIS_DATA_DIR ?= var
 
-.PHONY: run test lint certs bench migrate fmt clean lock lock-check audit
+.PHONY: run test lint certs bench migrate fmt clean lock lock-check audit client
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
@@ -62,6 +62,13 @@ lint: $(VENV)/.dev-installed
 fmt: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The typed Python client (openapi-python-client) in clients/python, from the OpenAPI
+# document (also written to clients/openapi.json); run it after changing a route or model.
+client: $(VENV)/.dev-installed
+	$(BIN)/python -m tools.openapi_document clients/openapi.json
+	$(BIN)/openapi-python-client generate --path clients/openapi.json --meta setup \
+		--config clients/openapi-python-client.yaml --output-path clients/python --overwrite
 
 # Re-lock after changing dependencies in pyproject.toml (keeps the other pins).
 lock: $(VENV)/.dev-installed
