@@ -8,8 +8,9 @@ import asyncio
 import difflib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 
@@ -85,14 +86,9 @@ async def _connect(settings: Settings) -> list[tuple[bool, str]]:
     from .redisclient import close, make_client
     from .store.db import Database
 
-    results = []
     db = Database(settings.database_dsn)
     try:
-        await asyncio.wait_for(db.ping(), timeout=5.0)
-        results.append((True, "database (PORTCULLIS_DATABASE_URL): ok"))
-    except Exception as exc:
-        reason = type(exc).__name__
-        results.append((False, f"database (PORTCULLIS_DATABASE_URL): unreachable ({reason})"))
+        results = [await _probe("database (PORTCULLIS_DATABASE_URL)", db.ping())]
     finally:
         await db.close()
     if settings.redis_url is None:
@@ -100,11 +96,17 @@ async def _connect(settings: Settings) -> list[tuple[bool, str]]:
         return results
     client = make_client(settings.redis_url.get_secret_value())
     try:
-        await asyncio.wait_for(client.ping(), timeout=5.0)
-        results.append((True, "redis (PORTCULLIS_REDIS_URL): ok"))
-    except Exception as exc:
-        reason = type(exc).__name__
-        results.append((False, f"redis (PORTCULLIS_REDIS_URL): unreachable ({reason})"))
+        results.append(await _probe("redis (PORTCULLIS_REDIS_URL)", client.ping()))
     finally:
         await close(client)
     return results
+
+
+async def _probe(what: str, ping: Awaitable[Any]) -> tuple[bool, str]:
+    """(reached, one line): the exception's type only, never its text (it may hold
+    the URL and its password)."""
+    try:
+        await asyncio.wait_for(ping, timeout=5.0)
+    except Exception as exc:
+        return False, f"{what}: unreachable ({type(exc).__name__})"
+    return True, f"{what}: ok"

@@ -6,28 +6,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
+
 
 def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`portcullis ...` started in `cwd` (where it reads `.env`)."""
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PORTCULLIS_DATA_DIR": str(cwd / "var"),
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(cwd / "var", *args, cwd=cwd, **env)
 
 
 def test_a_misspelt_variable_names_the_closest_setting(tmp_path: Path) -> None:
