@@ -144,19 +144,7 @@ async def _users(parts: _Parts, args: argparse.Namespace) -> int:
 
     if args.users_command == "list":
         rows = await _all(parts.db, user_store.list_users, lambda u: (u.created_us, u.id))
-        _print_rows(
-            [
-                {
-                    "id": u.id,
-                    "username": u.username,
-                    "role": u.role,
-                    "disabled": bool(u.disabled),
-                    "created": _iso(u.created_us / 1e6),
-                }
-                for u in rows
-            ],
-            args.json,
-        )
+        _print_rows([_listed(u, "id", "username", "role") for u in rows], args.json)
         return 0
     user = await user_store.read_user_by_name(parts.db, username=args.name)
     if user is None:
@@ -187,19 +175,7 @@ async def _clients(parts: _Parts, args: argparse.Namespace) -> int:
         rows = await _all(
             parts.db, client_store.list_clients, lambda c: (c.created_us, c.client_id)
         )
-        _print_rows(
-            [
-                {
-                    "client_id": c.client_id,
-                    "name": c.name,
-                    "scopes": c.scopes,
-                    "disabled": bool(c.disabled),
-                    "created": _iso(c.created_us / 1e6),
-                }
-                for c in rows
-            ],
-            args.json,
-        )
+        _print_rows([_listed(c, "client_id", "name", "scopes") for c in rows], args.json)
         return 0
     client_id = args.client_id[:64]
     if command == "rotate-secret":
@@ -260,6 +236,12 @@ def _keys_list(settings: Settings, as_json: bool) -> int:
         )
     _print_rows(rows, as_json)
     return 0
+
+
+def _listed(row: Any, *fields: str) -> dict[str, Any]:
+    """A user or client row as a list shows it: the named fields, then its state and age."""
+    named = {name: getattr(row, name) for name in fields}
+    return named | {"disabled": bool(row.disabled), "created": _iso(row.created_us / 1e6)}
 
 
 def _iso(seconds: float) -> str:
