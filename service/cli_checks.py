@@ -9,12 +9,11 @@ import difflib
 import os
 import sys
 from collections.abc import Awaitable, Mapping
-from pathlib import Path
 from typing import Any
 
 from .config import Settings
 
-ENV_FILE = ".env"
+ENV_FILE = str(Settings.model_config.get("env_file") or ".env")
 # Read by the test suite, the benchmark and the deploy kit's balancer, not the service.
 _NOT_SETTINGS = (
     "PORTCULLIS_TEST_",
@@ -26,10 +25,10 @@ _NOT_SETTINGS = (
 
 
 def _env_file_values() -> dict[str, str | None]:
-    from dotenv import dotenv_values
+    """The `.env` file as pydantic-settings reads it (names lower-cased)."""
+    from pydantic_settings import DotEnvSettingsSource
 
-    path = Path(str(Settings.model_config.get("env_file") or ENV_FILE))
-    return dict(dotenv_values(path)) if path.is_file() else {}
+    return dict(DotEnvSettingsSource(Settings).env_vars)
 
 
 def _say(line: str) -> None:
@@ -54,7 +53,7 @@ def unknown_variables(environ: Mapping[str, str], env_file: Mapping[str, object]
                 continue
             close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else ""
-            warnings.append(f"{name} (in the {source}) is not a setting{hint}")
+            warnings.append(f"{upper} (in the {source}) is not a setting{hint}")
     return warnings
 
 
