@@ -10,13 +10,17 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8443
 HTTP_PORT ?= 8080
+# The issuer (tokens' `iss`, the target of every redirect) follows PORT, unless
+# PORTCULLIS_ISSUER is set in the environment or in .env.
+RUN_ISSUER := $(if $(PORTCULLIS_ISSUER),,$(if $(shell grep -Eis \
+	'^[[:space:]]*(export[[:space:]]+)?PORTCULLIS_ISSUER[[:space:]]*=' .env),,https://localhost:$(PORT)))
 # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed release.
 LOCK_FLAGS ?=
 LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --quiet --custom-compile-command 'make lock' $(LOCK_FLAGS)
 export PORTCULLIS_DATA_DIR ?= var
 
-.PHONY: run test test-fast lint certs bench migrate fmt clean lock lock-check audit base-digest dashboard
+.PHONY: run test test-fast lint certs bench migrate fmt clean lock lock-check audit base-digest dashboard client
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required" >&2; exit 1; }
@@ -44,7 +48,7 @@ migrate: $(VENV)/.run-installed
 	$(BIN)/portcullis migrate
 
 run: $(VENV)/.run-installed certs/server.pem migrate
-	$(BIN)/portcullis serve --config hypercorn.toml \
+	$(if $(RUN_ISSUER),PORTCULLIS_ISSUER=$(RUN_ISSUER) )$(BIN)/portcullis serve --config hypercorn.toml \
 		--bind $(HOST):$(PORT) --insecure-bind $(HOST):$(HTTP_PORT)
 
 test: $(VENV)/.dev-installed
@@ -63,6 +67,13 @@ lint: $(VENV)/.dev-installed
 fmt: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The typed Python client (openapi-python-client) in clients/python, from the OpenAPI
+# document (also written to clients/openapi.json); run it after changing a route or model.
+client: $(VENV)/.dev-installed
+	$(BIN)/python -m tools.openapi_document clients/openapi.json
+	$(BIN)/openapi-python-client generate --path clients/openapi.json --meta setup \
+		--config clients/openapi-python-client.yaml --output-path clients/python --overwrite
 
 # Re-lock after changing dependencies in pyproject.toml (keeps the other pins).
 lock: $(VENV)/.dev-installed

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from .cli_admin import add_commands
+from .cli_admin import run as run_admin_command
+from .cli_checks import check_connections
 from .cli_support import fail, load_settings_or_exit
 from .config import Settings
 
@@ -171,14 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--scope", required=True)
     client.add_argument("--dpop-bound", action="store_true", help="refuse tokens without DPoP")
     keys = sub.add_parser("keys", help="signing keys")
-    keys.add_argument("action", choices=["rotate"])
+    keys.add_argument("action", choices=["rotate", "list"])
     keys.add_argument(
         "--activate-now",
         action="store_true",
         help="sign with the new key at once (emergencies: verifiers that have not fetched "
         "the JWKS since reject its tokens until they do)",
     )
-    sub.add_parser("check-config", help="validate and print the configuration")
+    add_commands(sub, keys)  # set-password, users, clients, keys list (cli_admin.py)
+    check = sub.add_parser("check-config", help="validate and print the configuration")
+    check.add_argument("--connect", action="store_true", help="also reach the database and Redis")
     certs = sub.add_parser("certs", help="create the development CA and certificate")
     certs.add_argument("--dir", default="certs")
     args = parser.parse_args(args_in)
@@ -195,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings_or_exit(serving=args.command == "check-config")
     if args.command == "check-config":
         _out(settings.redacted())
-        return 0
+        return check_connections(settings) if args.connect else 0
+    handled = run_admin_command(args, settings)
+    if handled is not None:
+        return handled
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "create-user":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError, model_validator
 
+from .cli_checks import from_env_file, warn_unknown_variables
 from .config import Settings
 from .settings.values import is_dev_certificate
 
@@ -104,11 +105,12 @@ def load_settings_or_exit(*, serving: bool = True, startup: bool = False) -> Set
     `check-config`) refuses what production must not serve with (`serving_problems`);
     `startup` (each worker) also checks the data folder and the key file. The other
     commands pass `serving=False` and check only what they use themselves."""
+    warn_unknown_variables()
     try:
         settings = Settings()
     except ValidationError as exc:
         for line in configuration_problems(exc):
-            fail(f"invalid configuration: {line}")
+            fail(f"invalid configuration: {from_env_file(line)}")
         if serving:  # every problem at once: the files too, where the values parse
             try:
                 files = serving_problems(_ValuesOnly())

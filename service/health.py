@@ -37,6 +37,9 @@ READY_SECONDS = 2.5
 KEY_CONSENSUS_SECONDS = 10.0
 PURGE_SECONDS = 60.0
 READY_CACHE_SECONDS = 1.0
+# The start-up migration retried while the database is unreachable: first after this,
+# doubling up to the cap, so a long outage logs a line a minute, not one every poll.
+MIGRATE_RETRY_SECONDS = (0.5, 60.0)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Health:
         self._checking: asyncio.Future[Readiness] | None = None
         self.readiness = Readiness(redis="unknown" if redis is not None else "disabled")
         self.migrated = False
+        self._retry_at, self._retry_in = 0.0, MIGRATE_RETRY_SECONDS[0]
         self.draining = False  # set on SIGTERM: readiness fails, requests are still served
         self.worker_dir: Path | None = None
 
@@ -92,7 +96,15 @@ class Health:
                 log.error("database.schema_behind", expected=migrations.latest_version())
                 return
         except Exception as exc:
-            log.error("database.migrate_failed", reason=type(exc).__name__)
+            log.error(
+                "database.migrate_failed",
+                setting="PORTCULLIS_DATABASE_URL",
+                database=self.db.engine.url.render_as_string(hide_password=True),
+                reason=type(exc).__name__,
+                retry_seconds=self._retry_in,
+            )
+            self._retry_at = time.monotonic() + self._retry_in
+            self._retry_in = min(self._retry_in * 2, MIGRATE_RETRY_SECONDS[1])
         else:
             self.migrated = True
 
@@ -103,7 +115,7 @@ class Health:
             await self.check_ready()
 
     async def ensure_migrated(self) -> None:
-        if not self.migrated:
+        if not self.migrated and time.monotonic() >= self._retry_at:
             await self.try_migrate()
 
     # Readiness ------------------------------------------------------------------
@@ -135,6 +147,8 @@ class Health:
                 await asyncio.wait_for(self.db.ping(), timeout=2.0)
             except Exception:
                 return "unavailable"
+            if not self.migrated:  # reachable again: migrate at the next poll, not the
+                self._retry_at = 0.0  # end of the back-off
             return "ok" if self.migrated else "schema_behind"
 
         async def redis() -> str:

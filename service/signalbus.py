@@ -173,6 +173,11 @@ class SignalBus:
             self.denylist.revoke_jti(value, until)
         elif kind == "sid":
             self.denylist.revoke_sid(value, until)
+        elif kind == "subject":  # data: "<last exp covered> <scopes kept...>"
+            exp_until, *keep = (data or "0").split()
+            self.denylist.revoke_subject(
+                value, exp_until=int(exp_until), keep=frozenset(keep), until=until
+            )
         elif kind == "block":
             if (
                 self.blocks.add(value, until, data or "abuse", signal_id)

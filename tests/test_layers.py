@@ -23,6 +23,8 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.asgi",
             "service.__main__",
             "service.cli_support",
+            "service.cli_admin",
+            "service.cli_checks",
             "service.devcerts",
             "service.server",
         ),

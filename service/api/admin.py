@@ -5,19 +5,21 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 from quart_schema import validate_response
 
-from ..domain import identity
+from ..domain import clients, identity
 from ..errors import NotFound, ValidationFailed
 from ..models.admin import AuditEvent, BlockOut
 from ..models.common import Page, PageQuery
+from ..models.lifecycle import ClientAdmin, ClientPatch, ClientSecret
 from ..models.users import ClientCreate, ClientCreated, UserPatch, UserPublic
 from ..security.authn import current_principal, require_scope
 from ..security.proxies import block_key
 from ..store import audit
+from ..store import clients as client_store
 from ..store import signals as signal_store
 from ..store import users as user_store
 from .body import json_body, query
 from .current import services
-from .documented import responds
+from .documented import problems, responds
 from .paging import last_id, read_page
 from .responses import no_content
 
@@ -44,6 +46,7 @@ def make_blueprint() -> Blueprint:
     @require_scope("admin")
     @json_body(UserPatch)
     @validate_response(UserPublic)
+    @problems(409, "The change would leave no enabled administrator.")
     async def patch_user(user_id: str, data: UserPatch) -> UserPublic:
         """Disable/enable a user or change its role; revokes its live sessions."""
         changes = data.changes()
@@ -75,6 +78,58 @@ def make_blueprint() -> Blueprint:
             dpop_bound_access_tokens=data.dpop_bound_access_tokens,
         )
         return created, 201
+
+    @bp.get("/clients")
+    @require_scope("admin")
+    @query(PageQuery)
+    @validate_response(Page[ClientAdmin])
+    async def list_clients(query_args: PageQuery) -> Page[ClientAdmin]:
+        """All OAuth clients, newest first (never a secret)."""
+        return await read_page(
+            services().db,
+            client_store.list_clients,
+            query_args,
+            Page[ClientAdmin],
+            ClientAdmin.from_row,
+            lambda c: (c.created_us, c.client_id),
+        )
+
+    @bp.patch("/clients/<client_id>")
+    @require_scope("admin")
+    @json_body(ClientPatch)
+    @validate_response(ClientAdmin)
+    async def patch_client(client_id: str, data: ClientPatch) -> ClientAdmin:
+        """Disable/enable a client or change its scopes; disabling or narrowing revokes
+        its tokens on every replica."""
+        changes = data.changes()
+        if not changes:
+            raise ValidationFailed(errors=[{"loc": ["body"], "msg": "disabled or scopes required"}])
+        client = await clients.update_client(
+            services(),
+            client_id=client_id[:64],
+            changes=changes,
+            actor=current_principal().sub,
+            ip=request.remote_addr,
+        )
+        if client is None:
+            raise NotFound()
+        return ClientAdmin.from_row(client)
+
+    @bp.post("/clients/<client_id>/secret")
+    @require_scope("admin")
+    @validate_response(ClientSecret)
+    async def rotate_client_secret(client_id: str) -> ClientSecret:
+        """Rotate the client's secret: the new one is shown only in this answer, and the
+        old one stops working at once."""
+        secret = await clients.rotate_secret(
+            services(),
+            client_id=client_id[:64],
+            actor=current_principal().sub,
+            ip=request.remote_addr,
+        )
+        if secret is None:
+            raise NotFound()
+        return ClientSecret(client_id=client_id, client_secret=secret)
 
     @bp.get("/audit")
     @require_scope("admin")

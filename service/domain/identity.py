@@ -20,6 +20,7 @@ from ..store import signals as signal_store
 from ..store import users as user_store
 from ..store.db import now
 from ..store.users import ClientRow, UserRow
+from .admins import keep_an_admin, removes_an_admin
 from .parts import Accounts, Profiles, Revoking, Signalling, Storage
 from .records import Record
 
@@ -167,6 +168,8 @@ async def update_user(
     """Disable/enable or change role; either revokes the user's live sessions, so the
     change takes effect on the user's next request."""
     async with svc.db.begin() as conn:
+        if removes_an_admin(changes):
+            await keep_an_admin(conn, user_id=user_id)
         # Locked: a password login creating a session for this user waits for this
         # change, or finishes first and has its session revoked below.
         before = await user_store.get_user(conn, user_id=user_id, lock=True)

@@ -1,4 +1,5 @@
-"""In-memory denylist of revoked access tokens (`jti`) and login sessions (`sid`), and of
+"""In-memory denylist of revoked access tokens (`jti`), login sessions (`sid`), a
+subject's tokens issued before a change (`subject`: a client disabled or narrowed), and
 disabled users and clients (kept whole by `domain/disabled.py`).
 
 Every process holds the whole list (entries expire with the longest-lived token they
@@ -20,6 +21,8 @@ class Denylist:
         self.sids: dict[str, float] = {}
         self.disabled_users: frozenset[str] = frozenset()
         self.disabled_clients: frozenset[str] = frozenset()
+        # sub -> {(last exp covered, scopes still allowed): entry expiry}
+        self.subjects: dict[str, dict[tuple[int, frozenset[str]], float]] = {}
 
     def revoke_jti(self, jti: str, until: float) -> None:
         self.jtis[jti] = max(until, self.jtis.get(jti, 0))
@@ -27,10 +30,24 @@ class Denylist:
     def revoke_sid(self, sid: str, until: float) -> None:
         self.sids[sid] = max(until, self.sids.get(sid, 0))
 
+    def revoke_subject(
+        self, sub: str, *, exp_until: int, keep: frozenset[str], until: float
+    ) -> None:
+        """Refuse `sub`'s tokens expiring by `exp_until` (issued before the change) that
+        carry a scope outside `keep` (empty: every such token)."""
+        entries = self.subjects.setdefault(sub, {})
+        entries[(exp_until, keep)] = max(until, entries.get((exp_until, keep), 0))
+
     def is_revoked(self, principal: Principal) -> bool:
         if principal.jti in self.jtis:
             return True
-        return principal.sid is not None and principal.sid in self.sids
+        if principal.sid is not None and principal.sid in self.sids:
+            return True
+        entries = self.subjects.get(principal.sub)
+        return entries is not None and any(
+            principal.exp <= exp_until and not principal.scopes <= keep
+            for exp_until, keep in entries
+        )
 
     def is_disabled(self, principal: Principal) -> bool:
         """Whether the token's local user or client is disabled (external subjects are
@@ -46,3 +63,8 @@ class Denylist:
         for table in (self.jtis, self.sids):
             for key in [k for k, until in table.items() if until < now]:
                 del table[key]
+        for sub, entries in list(self.subjects.items()):
+            for entry in [e for e, until in entries.items() if until < now]:
+                del entries[entry]
+            if not entries:
+                del self.subjects[sub]

@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(
-    data_dir: Path, *args: str, stdin: str = "", **env: str
+    data_dir: Path, *args: str, stdin: str = "", cwd: Path = ROOT, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m service ARGS` in `cwd` (where it reads `.env`)."""
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PORTCULLIS_DATA_DIR": str(data_dir),
@@ -22,7 +23,7 @@ def run_cli(
         [sys.executable, "-m", "service", *args],
         input=stdin,
         env=environment,
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
