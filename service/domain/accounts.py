@@ -23,7 +23,7 @@ from ..store.db import now
 from ..store.records import RECORD_TTL_SECONDS
 from ..store.users import UserRow
 from .admins import keep_an_admin
-from .login_throttle import POLICY, admit, count_failure, login_gate
+from .login_throttle import POLICY, admit, login_gate, succeeded
 from .parts import Accounts, Parts, Signalling
 
 
@@ -57,14 +57,16 @@ async def _check_password(svc: Parts, user: UserRow, password: str, ip: str) -> 
         ip=ip,
         ipv6_prefix=svc.settings.ipv6_prefix,
     )
-    verdict = await admit(svc.limiter, gate)
+    admission = await admit(svc.limiter, gate)
+    verdict = admission.verdict
     if not verdict.allowed:
         svc.metrics.ratelimit_rejections.labels(POLICY).inc()
         security_event("ratelimit.exceeded", reason=POLICY, retry_after=verdict.retry_after)
         raise TooManyRequests(verdict.retry_after, policy=POLICY)
     if await svc.passwords.verify_or_dummy(user.password_hash, password):
+        await succeeded(svc.limiter, gate, admission)
         return
-    await count_failure(svc.limiter, gate)
+    # the failure was counted when the attempt was admitted (login_throttle)
     svc.metrics.logins.labels("failure").inc()
     security_event("auth.login_failed", reason="bad_password", principal=user.id)
     async with svc.db.begin() as conn:
