@@ -146,7 +146,7 @@ async def _users(parts: _Parts, args: argparse.Namespace) -> int:
         rows = await _all(parts.db, user_store.list_users, lambda u: (u.created_us, u.id))
         _print_rows([_listed(u, "id", "username", "role") for u in rows], args.json)
         return 0
-    user = await user_store.read_user_by_name(parts.db, username=args.name)
+    user = await user_store.get_user_by_name(parts.db, username=args.name)
     if user is None:
         return fail(f"no user named {args.name!r}")
     changes: dict[str, Any] = (

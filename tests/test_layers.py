@@ -147,6 +147,7 @@ def test_settings_import_no_models(module: str) -> None:
     )
     assert not models, f"{module} imports the models: {', '.join(models)}"
 
+
 def test_the_middleware_imports_nothing_from_the_api() -> None:
     """The ASGI layer runs before the app and stays free of the framework: it renders its
     answers with `service.problem`, never through `service.api` (Quart, SQLAlchemy...)."""

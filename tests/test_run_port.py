@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.servers import free_port
 from service.devcerts import make_dev_certs
 from tests.conftest import PASSWORD
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.server

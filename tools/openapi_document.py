@@ -12,7 +12,7 @@ from typing import Any
 
 def document() -> dict[str, Any]:
     from service import create_app
-    from service.api.openapi import build_document
+    from service.api.openapi_document import build_document
     from service.config import Settings
 
     with tempfile.TemporaryDirectory() as folder:

@@ -20,11 +20,11 @@ from ..store import accounts as account_store
 from ..store import audit, sessions
 from ..store import users as user_store
 from ..store.db import now
-from ..store.records import RECORD_TTL_SECONDS
 from ..store.users import UserRow
 from .admins import keep_an_admin
 from .login_throttle import POLICY, admit, login_gate, succeeded
 from .parts import Accounts, Parts, Signalling
+from .records import Record
 
 
 class Operator(Accounts, Signalling, Protocol):
@@ -43,7 +43,7 @@ async def _own_user(svc: Parts, principal: Principal) -> UserRow:
     """The caller's user row: a user's own login only (not a client or external token)."""
     if principal.sid is None or principal.is_external:
         raise Forbidden("Only a user's own login can change or delete its account.")
-    user = await user_store.read_user(svc.db, user_id=principal.sub)
+    user = await user_store.get_user(svc.db, user_id=principal.sub)
     if user is None or user.disabled:
         raise InactivePrincipal("The user no longer exists.")
     return user
@@ -88,9 +88,7 @@ async def _revoke(svc: Signalling, conn: AsyncConnection, user_id: str, sids: li
     until = now() + svc.settings.access_token_ttl + LEEWAY_SECONDS
     for sid in sids:
         await svc.bus.record(conn, kind="sid", value=sid, until=until)
-    await svc.bus.record(
-        conn, kind="principal", value=f"user:{user_id}", until=now() + 2 * RECORD_TTL_SECONDS
-    )
+    await svc.bus.record_changed(conn, Record("user", user_id))
 
 
 async def change_password(
@@ -132,7 +130,7 @@ async def delete_account(svc: Parts, principal: Principal, *, password: str, ip:
 async def reset_password(svc: Operator, *, username: str, new: str, actor: str) -> UserRow:
     """An operator's reset: the new password, and every session of the user revoked.
     LookupError when there is no such user."""
-    user = await user_store.read_user_by_name(svc.db, username=username)
+    user = await user_store.get_user_by_name(svc.db, username=username)
     if user is None:
         raise LookupError(username)
     _weak(new, user.username, "password")

@@ -17,11 +17,10 @@ from typing import Any
 from ..security.tokens import LEEWAY_SECONDS
 from ..store import audit
 from ..store import clients as client_store
-from ..store.db import now
-from ..store.records import RECORD_TTL_SECONDS
 from ..store.users import ClientRow
 from .identity import sha256
 from .parts import Signalling
+from .records import Record
 
 # Tokens issued this long after the change are still refused (see the module docstring).
 STALE_GRANT_SECONDS = 2
@@ -85,6 +84,4 @@ async def rotate_secret(
 
 async def _forget(svc: Signalling, conn: Any, client_id: str) -> None:
     """Every process drops its cached copy of the client (store/records)."""
-    await svc.bus.record(
-        conn, kind="principal", value=f"client:{client_id}", until=now() + 2 * RECORD_TTL_SECONDS
-    )
+    await svc.bus.record_changed(conn, Record("client", client_id))

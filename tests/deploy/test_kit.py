@@ -26,9 +26,9 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from bench.servers import free_port
 from tests.conftest import PG_URL, REDIS_URL, reset_postgres
 from tests.support.debian import debian_tool, kustomize
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

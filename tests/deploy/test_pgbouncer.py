@@ -18,11 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.servers import free_port
 from tests.conftest import PASSWORD, PG_URL, REDIS_URL, reset_postgres
 from tests.support.cli import run_cli
 from tests.support.debian import debian_tool
-from tests.support.server import run_server
+from tests.support.server import free_port, run_server
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = 3  # PgBouncer's server connections: far below 2 workers x (pool + overflow)

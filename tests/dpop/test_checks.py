@@ -84,14 +84,14 @@ def test_create_client_can_demand_dpop(tmp_path: Path) -> None:
     import json
 
     from service.store.db import Database
-    from service.store.users import read_client
+    from service.store.users import get_client
 
     client_id = json.loads(done.stdout)["client_id"]
 
     async def read() -> bool:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'var' / 'portcullis.db'}")
         try:
-            row = await read_client(db, client_id=client_id)
+            row = await get_client(db, client_id=client_id)
         finally:
             await db.close()
         assert row is not None

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.servers import free_port
 from tests.support.debian import debian_tool
+from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/portcullis:ci"

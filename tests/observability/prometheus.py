@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.servers import free_port
+from tests.support.server import free_port
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 _DURATION = re.compile(r"(\d+)([smh])")

@@ -44,10 +44,15 @@ def request(trace_id: str | None) -> SimpleNamespace:
 def started(info: SimpleNamespace, headers: list[tuple[bytes, bytes]]) -> str:
     token = current_request.set(info)  # type: ignore[arg-type]
     try:
-        handle = tracing.request_started({**SCOPE, "headers": headers}, info)  # type: ignore[arg-type]
+        handle = tracing.request_started(
+            {**SCOPE, "headers": headers},
+            info,  # type: ignore[arg-type]
+            info.method,
+            info.path,
+        )
         trace_id = format(handle[0].get_span_context().trace_id, "032x")
         assert tracing.trace_id() == trace_id  # what a log line inside the request reads
-        tracing.request_finished(handle, info)  # type: ignore[arg-type]
+        tracing.request_finished(handle, info.method, info.route, info.status)
         return trace_id
     finally:
         current_request.reset(token)

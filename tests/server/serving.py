@@ -13,9 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.server import free_port
 from service.devcerts import make_dev_certs
-from tests.support.server import ROOT, Server
+from tests.support.server import ROOT, Server, free_port
 
 PORTCULLIS = Path(sys.executable).parent / "portcullis"
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import free_port
 from service.devcerts import make_dev_certs
 from tests.server.serving import PORTCULLIS, running
-from tests.support.server import ROOT
+from tests.support.server import ROOT, free_port
 
 pytestmark = pytest.mark.server
 
