@@ -101,23 +101,22 @@ def make_client(url: str) -> Any:
     return aioredis.from_url(url, health_check_interval=5, max_connections=4096, **bounds)
 
 
-async def warm_up(client: Any, connections: int = WARM_CONNECTIONS) -> None:
+async def warm_up(client: Any, key: str, connections: int = WARM_CONNECTIONS) -> None:
     """Get ready for the first burst; raises while Redis is down.
 
     A cluster client learns its topology first: redis-py's asyncio RedisCluster,
     initialised lazily by concurrent first commands, fails some of them
-    (docs/upstream.md). The other clients open `connections` pooled connections, so a
-    burst finds them established: dozens of handshakes at once can take longer than
-    the limiter waits for Redis (`ratelimit.REDIS_DEADLINE`), and would look like an
-    outage."""
+    (docs/upstream.md). Then `connections` concurrent reads of `key` open as many pooled
+    connections to the server that holds it (on a cluster: its slot's node), so a burst
+    finds them established: dozens of handshakes at once can take longer than the
+    limiter waits for Redis (`ratelimit.REDIS_DEADLINE`), and would look like an outage."""
     import asyncio
 
     from redis.asyncio.cluster import RedisCluster
 
     if isinstance(client, RedisCluster):
         await client.initialize()
-        return
-    await asyncio.gather(*(client.ping() for _ in range(connections)))
+    await asyncio.gather(*(client.exists(key) for _ in range(connections)))
 
 
 async def close(client: Any) -> None:

@@ -121,7 +121,7 @@ class Services:
             await disabled.refresh(self.db, self.denylist)
         if self.redis is not None:
             with contextlib.suppress(Exception):  # down: the limiter copes, and retries
-                await warm_up(self.redis)
+                await warm_up(self.redis, RedisEngine.PREFIX + "warm")
         if self.external is not None:
             self.external.start()
         self._tasks = [

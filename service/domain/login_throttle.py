@@ -91,6 +91,14 @@ class Admission:
     verdict: Verdict
     spent: tuple[Check, ...] = ()
 
+    @property
+    def allowed(self) -> bool:
+        return self.verdict.allowed
+
+    @property
+    def retry_after(self) -> int:
+        return self.verdict.retry_after
+
 
 async def admit(limiter: Limiter, gate: LoginGate) -> Admission:
     """May this address try a password for this account now? Spends the budgets at

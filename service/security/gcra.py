@@ -175,7 +175,9 @@ class RedisEngine:
     # One hash tag for every limiter key: a check's keys (principal, address, account…)
     # must sit in one slot for the script to run on a Redis Cluster, and a key must land
     # in the same slot whichever check it joins, so all of them share one slot.
-    def __init__(self, client: Any, prefix: str = "portcullis:{rl}:") -> None:
+    PREFIX = "portcullis:{rl}:"
+
+    def __init__(self, client: Any, prefix: str = PREFIX) -> None:
         self.client = client
         self.prefix = prefix
         self._script = client.register_script(_LUA)
