@@ -164,35 +164,40 @@ async def refresh_grant(
             await svc.abuse.record_failure(ip, "invalid_refresh")
             raise OAuthError("invalid_grant", "The refresh token was issued to another client.")
     refresh = new_opaque_token()
-    async with svc.db.begin() as conn:
-        outcome = await sessions.use_refresh_token(conn, token_hash=sha256(token))
-        session = outcome.session
-        user = (
-            await user_store.get_user(conn, user_id=session.user_id, lock=True) if session else None
-        )
-        if outcome.status == "reused" and session is not None:
-            await revoke_session(svc, conn, session.sid)
-            await audit.record(
-                conn,
-                event="auth.refresh_reuse",
-                actor=session.user_id,
-                target=session.sid,
-                ip=ip,
+    try:
+        async with svc.db.begin() as conn:
+            outcome = await sessions.use_refresh_token(conn, token_hash=sha256(token))
+            session = outcome.session
+            user = (
+                await user_store.get_user(conn, user_id=session.user_id, lock=True)
+                if session
+                else None
             )
-        elif outcome.status == "ok" and session is not None and user and not user.disabled:
-            if session.jkt is not None and session.jkt != jkt:
-                raise await _wrong_key(svc, ip)  # rolls the spending back
-            scopes = narrow_scope(form.get("scope"), frozenset(session.scope.split()))
-            scopes &= ROLE_SCOPES[user.role]
-            await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=session.sid)
-            access, claims = svc.tokens.issue(
-                sub=user.id,
-                client_id=FIRST_PARTY_CLIENT,
-                scopes=scopes,
-                sid=session.sid,
-                jkt=jkt,
-            )
-            return _token_response(access, claims, refresh)
+            if outcome.status == "reused" and session is not None:
+                await revoke_session(svc, conn, session.sid)
+                await audit.record(
+                    conn,
+                    event="auth.refresh_reuse",
+                    actor=session.user_id,
+                    target=session.sid,
+                    ip=ip,
+                )
+            elif outcome.status == "ok" and session is not None and user and not user.disabled:
+                if session.jkt is not None and session.jkt != jkt:
+                    raise _WrongKey  # rolls the spending back: the token stays unspent
+                scopes = narrow_scope(form.get("scope"), frozenset(session.scope.split()))
+                scopes &= ROLE_SCOPES[user.role]
+                await sessions.add_refresh_token(conn, token_hash=sha256(refresh), sid=session.sid)
+                access, claims = svc.tokens.issue(
+                    sub=user.id,
+                    client_id=FIRST_PARTY_CLIENT,
+                    scopes=scopes,
+                    sid=session.sid,
+                    jkt=jkt,
+                )
+                return _token_response(access, claims, refresh)
+    except _WrongKey:
+        raise await _wrong_key(svc, ip) from None
     if outcome.status == "reused" and session is not None:
         svc.metrics.refresh_reuse.inc()
         await svc.bus.announce()
@@ -208,7 +213,12 @@ async def refresh_grant(
     raise OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked.")
 
 
+class _WrongKey(Exception):
+    """A bound refresh token presented without a proof by its key."""
+
+
 async def _wrong_key(svc: Parts, ip: str) -> OAuthError:
+    """Counted outside the refresh's transaction (the abuse policy may write)."""
     svc.dpop.rejected("key_mismatch")  # counted, and logged as auth.dpop_rejected
     await svc.abuse.record_failure(ip, "invalid_refresh")
     return OAuthError("invalid_grant", "The refresh token is bound to another DPoP key.")
