@@ -23,7 +23,7 @@ def quick_start() -> str:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.DOTALL)
     (block,) = [b for b in blocks if b.startswith(FIRST_LINE)]
-    return block
+    return str(block)
 
 
 @pytest.fixture(scope="module")

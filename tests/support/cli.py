@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(
-    data_dir: Path, *args: str, stdin: str = "", cwd: Path = ROOT, **env: str
+    data_dir: Path, *args: str, stdin: str = "", cwd: Path | str = ROOT, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """`python -m service ARGS` in `cwd` (where it reads `.env`)."""
     environment = {
