@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import json
 import os
+import select
 import subprocess
 import sys
 import termios
@@ -110,9 +111,11 @@ def _on_a_terminal(tmp_path: Path, *args: str, answers: list[str]) -> tuple[int,
     )
     os.close(slave)
     output = b""
-    pending = list(answers)
+    pending, answered = list(answers), 0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if not select.select([master], [], [], 1.0)[0]:
+            continue
         try:
             chunk = os.read(master, 4096)
         except OSError:  # the terminal closed: the command ended
@@ -120,8 +123,13 @@ def _on_a_terminal(tmp_path: Path, *args: str, answers: list[str]) -> tuple[int,
         if not chunk:
             break
         output += chunk
-        if pending and output.rstrip().endswith(b":"):
+        # Answer a prompt once it is shown (getpass turns echo off, flushing any input
+        # typed before, and only then writes the prompt), never ahead of it.
+        if pending and output[answered:].rstrip(b" ").endswith(b":"):
             os.write(master, pending.pop(0).encode() + b"\n")
+            answered = len(output)
+    else:
+        proc.kill()
     os.close(master)
     return proc.wait(timeout=60), output.decode(errors="replace")
 

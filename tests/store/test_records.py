@@ -94,6 +94,8 @@ async def test_a_role_change_reaches_every_process_cache(settings: Any) -> None:
         from service.domain import identity
 
         user = await identity.register(svc_of(a), username="climber", password=PASSWORD)
+        # another enabled admin, so that "climber" may step down again (the last may not)
+        await identity.register(svc_of(a), username="anchor", password=PASSWORD, role="admin")
         await identity.update_user(
             svc_of(a), user_id=user.id, changes={"role": "admin"}, actor="test", ip="127.0.0.1"
         )
