@@ -48,7 +48,11 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         redoc_ui_path=None,
         scalar_ui_path=None,
         swagger_ui_path=None,
-        info={"title": "Portcullis", "version": "0.1.0", "description": openapi.DESCRIPTION},
+        info={
+            "title": "Portcullis",
+            "version": openapi.package_version(),
+            "description": openapi.DESCRIPTION,
+        },
         tags=openapi.TAGS,
         security_schemes=openapi.SECURITY_SCHEMES,
         security=[{"bearer": []}],

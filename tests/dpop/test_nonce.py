@@ -80,6 +80,7 @@ async def test_a_forged_or_foreign_nonce_is_refused(
 async def test_nonces_live_one_or_two_slots_and_survive_a_key_rotation(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = KeyManager(settings.keys_file)
+    keys.open()
     nonces = NonceKeys(keys)
     start = 1_000 * SLOT_SECONDS
     nonce = nonces.issue(start)

@@ -40,6 +40,7 @@ from .revoked import Revoked
 from .token_form import TokenForm
 from .token_form_grant_type import TokenFormGrantType
 from .token_out import TokenOut
+from .token_out_token_type import TokenOutTokenType
 from .user_patch import UserPatch
 from .user_patch_role_type_0 import UserPatchRoleType0
 from .user_public import UserPublic
@@ -86,6 +87,7 @@ __all__ = (
     "TokenForm",
     "TokenFormGrantType",
     "TokenOut",
+    "TokenOutTokenType",
     "UserPatch",
     "UserPatchRoleType0",
     "UserPublic",

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from typing import cast
+import datetime
 
 
 
@@ -28,7 +29,7 @@ class AuditEvent:
             id (int):
             ip (None | str):
             target (None | str):
-            ts (str):
+            ts (datetime.datetime):
      """
 
     actor: None | str
@@ -36,7 +37,7 @@ class AuditEvent:
     id: int
     ip: None | str
     target: None | str
-    ts: str
+    ts: datetime.datetime
 
 
 
@@ -56,7 +57,7 @@ class AuditEvent:
         target: None | str
         target = self.target
 
-        ts = self.ts
+        ts = self.ts.isoformat()
 
 
         field_dict: dict[str, Any] = {}
@@ -105,7 +106,10 @@ class AuditEvent:
         target = _parse_target(d.pop("target"))
 
 
-        ts = d.pop("ts")
+        ts = datetime.datetime.fromisoformat(d.pop("ts"))
+
+
+
 
         audit_event = cls(
             actor=actor,

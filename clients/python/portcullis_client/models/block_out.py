@@ -8,6 +8,8 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from typing import cast
+import datetime
 
 
 
@@ -24,12 +26,12 @@ class BlockOut:
         Attributes:
             ip (str):
             reason (str):
-            until (str):
+            until (datetime.datetime):
      """
 
     ip: str
     reason: str
-    until: str
+    until: datetime.datetime
 
 
 
@@ -40,7 +42,7 @@ class BlockOut:
 
         reason = self.reason
 
-        until = self.until
+        until = self.until.isoformat()
 
 
         field_dict: dict[str, Any] = {}
@@ -62,7 +64,10 @@ class BlockOut:
 
         reason = d.pop("reason")
 
-        until = d.pop("until")
+        until = datetime.datetime.fromisoformat(d.pop("until"))
+
+
+
 
         block_out = cls(
             ip=ip,

@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from ..models.client_create_scopes_item import ClientCreateScopesItem
+from ..types import UNSET, Unset
 from typing import cast
 
 
@@ -26,10 +27,12 @@ class ClientCreate:
         Attributes:
             name (str):
             scopes (list[ClientCreateScopesItem]):
+            dpop_bound_access_tokens (bool | Unset):  Default: False.
      """
 
     name: str
     scopes: list[ClientCreateScopesItem]
+    dpop_bound_access_tokens: bool | Unset = False
 
 
 
@@ -45,6 +48,8 @@ class ClientCreate:
 
 
 
+        dpop_bound_access_tokens = self.dpop_bound_access_tokens
+
 
         field_dict: dict[str, Any] = {}
 
@@ -52,6 +57,8 @@ class ClientCreate:
             "name": name,
             "scopes": scopes,
         })
+        if dpop_bound_access_tokens is not UNSET:
+            field_dict["dpop_bound_access_tokens"] = dpop_bound_access_tokens
 
         return field_dict
 
@@ -72,9 +79,12 @@ class ClientCreate:
             scopes.append(scopes_item)
 
 
+        dpop_bound_access_tokens = d.pop("dpop_bound_access_tokens", UNSET)
+
         client_create = cls(
             name=name,
             scopes=scopes,
+            dpop_bound_access_tokens=dpop_bound_access_tokens,
         )
 
         return client_create

@@ -9,6 +9,8 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from typing import cast
+from uuid import UUID
+import datetime
 
 
 
@@ -24,20 +26,20 @@ class NotePublic:
     """ 
         Attributes:
             body (str):
-            created_at (str):
-            id (str):
+            created_at (datetime.datetime):
+            id (UUID):
             tags (list[str]):
             title (str):
-            updated_at (str):
+            updated_at (datetime.datetime):
             version (int):
      """
 
     body: str
-    created_at: str
-    id: str
+    created_at: datetime.datetime
+    id: UUID
     tags: list[str]
     title: str
-    updated_at: str
+    updated_at: datetime.datetime
     version: int
 
 
@@ -47,9 +49,9 @@ class NotePublic:
     def to_dict(self) -> dict[str, Any]:
         body = self.body
 
-        created_at = self.created_at
+        created_at = self.created_at.isoformat()
 
-        id = self.id
+        id = str(self.id)
 
         tags = self.tags
 
@@ -57,7 +59,7 @@ class NotePublic:
 
         title = self.title
 
-        updated_at = self.updated_at
+        updated_at = self.updated_at.isoformat()
 
         version = self.version
 
@@ -83,16 +85,25 @@ class NotePublic:
         d = dict(src_dict)
         body = d.pop("body")
 
-        created_at = d.pop("created_at")
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 
-        id = d.pop("id")
+
+
+
+        id = UUID(d.pop("id"))
+
+
+
 
         tags = cast(list[str], d.pop("tags"))
 
 
         title = d.pop("title")
 
-        updated_at = d.pop("updated_at")
+        updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
+
+
+
 
         version = d.pop("version")
 

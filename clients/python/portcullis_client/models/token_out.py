@@ -8,9 +8,9 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..models.token_out_token_type import TokenOutTokenType
 from ..types import UNSET, Unset
 from typing import cast
-from typing import Literal, cast
 
 
 
@@ -29,14 +29,14 @@ class TokenOut:
             expires_in (int):
             scope (str):
             refresh_token (None | str | Unset):
-            token_type (Literal['Bearer'] | Unset):  Default: 'Bearer'.
+            token_type (TokenOutTokenType | Unset):  Default: TokenOutTokenType.BEARER.
      """
 
     access_token: str
     expires_in: int
     scope: str
     refresh_token: None | str | Unset = UNSET
-    token_type: Literal['Bearer'] | Unset = 'Bearer'
+    token_type: TokenOutTokenType | Unset = TokenOutTokenType.BEARER
 
 
 
@@ -55,7 +55,10 @@ class TokenOut:
         else:
             refresh_token = self.refresh_token
 
-        token_type = self.token_type
+        token_type: str | Unset = UNSET
+        if not isinstance(self.token_type, Unset):
+            token_type = self.token_type.value
+
 
 
         field_dict: dict[str, Any] = {}
@@ -93,9 +96,15 @@ class TokenOut:
         refresh_token = _parse_refresh_token(d.pop("refresh_token", UNSET))
 
 
-        token_type = cast(Literal['Bearer'] | Unset , d.pop("token_type", UNSET))
-        if token_type != 'Bearer'and not isinstance(token_type, Unset):
-            raise ValueError(f"token_type must match const 'Bearer', got '{token_type}'")
+        _token_type = d.pop("token_type", UNSET)
+        token_type: TokenOutTokenType | Unset
+        if isinstance(_token_type,  Unset):
+            token_type = UNSET
+        else:
+            token_type = TokenOutTokenType(_token_type)
+
+
+
 
         token_out = cls(
             access_token=access_token,

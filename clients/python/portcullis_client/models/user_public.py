@@ -9,6 +9,9 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from ..models.user_public_role import UserPublicRole
+from typing import cast
+from uuid import UUID
+import datetime
 
 
 
@@ -23,16 +26,16 @@ T = TypeVar("T", bound="UserPublic")
 class UserPublic:
     """ 
         Attributes:
-            created_at (str):
+            created_at (datetime.datetime):
             disabled (bool):
-            id (str):
+            id (UUID):
             role (UserPublicRole):
             username (str):
      """
 
-    created_at: str
+    created_at: datetime.datetime
     disabled: bool
-    id: str
+    id: UUID
     role: UserPublicRole
     username: str
 
@@ -41,11 +44,11 @@ class UserPublic:
 
 
     def to_dict(self) -> dict[str, Any]:
-        created_at = self.created_at
+        created_at = self.created_at.isoformat()
 
         disabled = self.disabled
 
-        id = self.id
+        id = str(self.id)
 
         role = self.role.value
 
@@ -69,11 +72,17 @@ class UserPublic:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        created_at = d.pop("created_at")
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+
+
 
         disabled = d.pop("disabled")
 
-        id = d.pop("id")
+        id = UUID(d.pop("id"))
+
+
+
 
         role = UserPublicRole(d.pop("role"))
 

@@ -11,14 +11,13 @@ from ... import errors
 from ...models.client_create import ClientCreate
 from ...models.client_created import ClientCreated
 from ...models.problem import Problem
-from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
     *,
-    body: ClientCreate | Unset = UNSET,
+    body: ClientCreate,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -33,9 +32,7 @@ def _get_kwargs(
         "url": "/v1/admin/clients",
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -126,13 +123,15 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: ClientCreate | Unset = UNSET,
+    body: ClientCreate,
 
 ) -> Response[ClientCreated | Problem]:
     """ Create an OAuth client; its secret is shown only in this response.
 
+     Create an OAuth client; its secret is shown only in this response.
+
     Args:
-        body (ClientCreate | Unset):
+        body (ClientCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -157,13 +156,15 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: ClientCreate | Unset = UNSET,
+    body: ClientCreate,
 
 ) -> ClientCreated | Problem | None:
     """ Create an OAuth client; its secret is shown only in this response.
 
+     Create an OAuth client; its secret is shown only in this response.
+
     Args:
-        body (ClientCreate | Unset):
+        body (ClientCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -183,13 +184,15 @@ body=body,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: ClientCreate | Unset = UNSET,
+    body: ClientCreate,
 
 ) -> Response[ClientCreated | Problem]:
     """ Create an OAuth client; its secret is shown only in this response.
 
+     Create an OAuth client; its secret is shown only in this response.
+
     Args:
-        body (ClientCreate | Unset):
+        body (ClientCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -214,13 +217,15 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: ClientCreate | Unset = UNSET,
+    body: ClientCreate,
 
 ) -> ClientCreated | Problem | None:
     """ Create an OAuth client; its secret is shown only in this response.
 
+     Create an OAuth client; its secret is shown only in this response.
+
     Args:
-        body (ClientCreate | Unset):
+        body (ClientCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

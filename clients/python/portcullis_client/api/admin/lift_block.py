@@ -38,6 +38,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_204 = cast(Any, None)
         return response_204
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -94,9 +101,10 @@ def sync_detailed(
     client: AuthenticatedClient,
 
 ) -> Response[Any | Problem]:
-    """ Lift a block: 204, or 404 when that address is not blocked. An IPv6 address
+    """ Lift a block: 204, or 404 when that address is not blocked.
 
-     lifts the block of its prefix.
+     Lift a block: 204, or 404 when that address is not blocked. An IPv6 address lifts the block of its
+    prefix.
 
     Args:
         ip (str):
@@ -127,9 +135,10 @@ def sync(
     client: AuthenticatedClient,
 
 ) -> Any | Problem | None:
-    """ Lift a block: 204, or 404 when that address is not blocked. An IPv6 address
+    """ Lift a block: 204, or 404 when that address is not blocked.
 
-     lifts the block of its prefix.
+     Lift a block: 204, or 404 when that address is not blocked. An IPv6 address lifts the block of its
+    prefix.
 
     Args:
         ip (str):
@@ -155,9 +164,10 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 
 ) -> Response[Any | Problem]:
-    """ Lift a block: 204, or 404 when that address is not blocked. An IPv6 address
+    """ Lift a block: 204, or 404 when that address is not blocked.
 
-     lifts the block of its prefix.
+     Lift a block: 204, or 404 when that address is not blocked. An IPv6 address lifts the block of its
+    prefix.
 
     Args:
         ip (str):
@@ -188,9 +198,10 @@ async def asyncio(
     client: AuthenticatedClient,
 
 ) -> Any | Problem | None:
-    """ Lift a block: 204, or 404 when that address is not blocked. An IPv6 address
+    """ Lift a block: 204, or 404 when that address is not blocked.
 
-     lifts the block of its prefix.
+     Lift a block: 204, or 404 when that address is not blocked. An IPv6 address lifts the block of its
+    prefix.
 
     Args:
         ip (str):

@@ -39,6 +39,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_204 = cast(Any, None)
         return response_204
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -96,9 +103,11 @@ def sync_detailed(
     client: AuthenticatedClient,
 
 ) -> Response[Any | Problem]:
-    """ Lift the block of an IPv6 prefix as the blocks list names it
+    """ Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
-     (`2001:db8:1:2::/64`): 204, or 404 when it is not blocked.
+     Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
     Args:
         ip (str):
@@ -132,9 +141,11 @@ def sync(
     client: AuthenticatedClient,
 
 ) -> Any | Problem | None:
-    """ Lift the block of an IPv6 prefix as the blocks list names it
+    """ Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
-     (`2001:db8:1:2::/64`): 204, or 404 when it is not blocked.
+     Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
     Args:
         ip (str):
@@ -163,9 +174,11 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 
 ) -> Response[Any | Problem]:
-    """ Lift the block of an IPv6 prefix as the blocks list names it
+    """ Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
-     (`2001:db8:1:2::/64`): 204, or 404 when it is not blocked.
+     Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
     Args:
         ip (str):
@@ -199,9 +212,11 @@ async def asyncio(
     client: AuthenticatedClient,
 
 ) -> Any | Problem | None:
-    """ Lift the block of an IPv6 prefix as the blocks list names it
+    """ Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
-     (`2001:db8:1:2::/64`): 204, or 404 when it is not blocked.
+     Lift the block of an IPv6 prefix as the blocks list names it (`2001:db8:1:2::/64`): 204, or 404 when
+    it is not blocked.
 
     Args:
         ip (str):

@@ -59,6 +59,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -118,6 +125,8 @@ def sync_detailed(
 ) -> Response[PageAuditEvent | Problem]:
     """ Security audit events, newest first (read-only: nothing here can change one).
 
+     Security audit events, newest first (read-only: nothing here can change one).
+
     Args:
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset):
@@ -152,6 +161,8 @@ def sync(
 ) -> PageAuditEvent | Problem | None:
     """ Security audit events, newest first (read-only: nothing here can change one).
 
+     Security audit events, newest first (read-only: nothing here can change one).
+
     Args:
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset):
@@ -180,6 +191,8 @@ async def asyncio_detailed(
 
 ) -> Response[PageAuditEvent | Problem]:
     """ Security audit events, newest first (read-only: nothing here can change one).
+
+     Security audit events, newest first (read-only: nothing here can change one).
 
     Args:
         limit (int | Unset):  Default: 20.
@@ -214,6 +227,8 @@ async def asyncio(
 
 ) -> PageAuditEvent | Problem | None:
     """ Security audit events, newest first (read-only: nothing here can change one).
+
+     Security audit events, newest first (read-only: nothing here can change one).
 
     Args:
         limit (int | Unset):  Default: 20.

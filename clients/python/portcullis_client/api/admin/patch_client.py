@@ -11,7 +11,6 @@ from ... import errors
 from ...models.client_admin import ClientAdmin
 from ...models.client_patch import ClientPatch
 from ...models.problem import Problem
-from ...types import UNSET, Unset
 from typing import cast
 
 
@@ -19,7 +18,7 @@ from typing import cast
 def _get_kwargs(
     client_id: str,
     *,
-    body: ClientPatch | Unset = UNSET,
+    body: ClientPatch,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -34,9 +33,7 @@ def _get_kwargs(
         "url": "/v1/admin/clients/{client_id}".format(client_id=quote(str(client_id), safe=""),),
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -135,16 +132,18 @@ def sync_detailed(
     client_id: str,
     *,
     client: AuthenticatedClient,
-    body: ClientPatch | Unset = UNSET,
+    body: ClientPatch,
 
 ) -> Response[ClientAdmin | Problem]:
-    """ Disable/enable a client or change its scopes; disabling or narrowing revokes
+    """ Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
-     its tokens on every replica.
+     Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
     Args:
         client_id (str):
-        body (ClientPatch | Unset):
+        body (ClientPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -171,16 +170,18 @@ def sync(
     client_id: str,
     *,
     client: AuthenticatedClient,
-    body: ClientPatch | Unset = UNSET,
+    body: ClientPatch,
 
 ) -> ClientAdmin | Problem | None:
-    """ Disable/enable a client or change its scopes; disabling or narrowing revokes
+    """ Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
-     its tokens on every replica.
+     Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
     Args:
         client_id (str):
-        body (ClientPatch | Unset):
+        body (ClientPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -202,16 +203,18 @@ async def asyncio_detailed(
     client_id: str,
     *,
     client: AuthenticatedClient,
-    body: ClientPatch | Unset = UNSET,
+    body: ClientPatch,
 
 ) -> Response[ClientAdmin | Problem]:
-    """ Disable/enable a client or change its scopes; disabling or narrowing revokes
+    """ Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
-     its tokens on every replica.
+     Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
     Args:
         client_id (str):
-        body (ClientPatch | Unset):
+        body (ClientPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -238,16 +241,18 @@ async def asyncio(
     client_id: str,
     *,
     client: AuthenticatedClient,
-    body: ClientPatch | Unset = UNSET,
+    body: ClientPatch,
 
 ) -> ClientAdmin | Problem | None:
-    """ Disable/enable a client or change its scopes; disabling or narrowing revokes
+    """ Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
-     its tokens on every replica.
+     Disable/enable a client or change its scopes; disabling or narrowing revokes its tokens on every
+    replica.
 
     Args:
         client_id (str):
-        body (ClientPatch | Unset):
+        body (ClientPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -11,7 +11,6 @@ from ... import errors
 from ...models.problem import Problem
 from ...models.user_patch import UserPatch
 from ...models.user_public import UserPublic
-from ...types import UNSET, Unset
 from typing import cast
 
 
@@ -19,7 +18,7 @@ from typing import cast
 def _get_kwargs(
     user_id: str,
     *,
-    body: UserPatch | Unset = UNSET,
+    body: UserPatch,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -34,9 +33,7 @@ def _get_kwargs(
         "url": "/v1/admin/users/{user_id}".format(user_id=quote(str(user_id), safe=""),),
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -142,14 +139,16 @@ def sync_detailed(
     user_id: str,
     *,
     client: AuthenticatedClient,
-    body: UserPatch | Unset = UNSET,
+    body: UserPatch,
 
 ) -> Response[Problem | UserPublic]:
     """ Disable/enable a user or change its role; revokes its live sessions.
 
+     Disable/enable a user or change its role; revokes its live sessions.
+
     Args:
         user_id (str):
-        body (UserPatch | Unset):
+        body (UserPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -176,14 +175,16 @@ def sync(
     user_id: str,
     *,
     client: AuthenticatedClient,
-    body: UserPatch | Unset = UNSET,
+    body: UserPatch,
 
 ) -> Problem | UserPublic | None:
     """ Disable/enable a user or change its role; revokes its live sessions.
 
+     Disable/enable a user or change its role; revokes its live sessions.
+
     Args:
         user_id (str):
-        body (UserPatch | Unset):
+        body (UserPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -205,14 +206,16 @@ async def asyncio_detailed(
     user_id: str,
     *,
     client: AuthenticatedClient,
-    body: UserPatch | Unset = UNSET,
+    body: UserPatch,
 
 ) -> Response[Problem | UserPublic]:
     """ Disable/enable a user or change its role; revokes its live sessions.
 
+     Disable/enable a user or change its role; revokes its live sessions.
+
     Args:
         user_id (str):
-        body (UserPatch | Unset):
+        body (UserPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -239,14 +242,16 @@ async def asyncio(
     user_id: str,
     *,
     client: AuthenticatedClient,
-    body: UserPatch | Unset = UNSET,
+    body: UserPatch,
 
 ) -> Problem | UserPublic | None:
     """ Disable/enable a user or change its role; revokes its live sessions.
 
+     Disable/enable a user or change its role; revokes its live sessions.
+
     Args:
         user_id (str):
-        body (UserPatch | Unset):
+        body (UserPatch):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -42,6 +42,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -98,9 +105,11 @@ def sync_detailed(
     client: AuthenticatedClient,
 
 ) -> Response[ClientSecret | Problem]:
-    """ Rotate the client's secret: the new one is shown only in this answer, and the
+    """ Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
-     old one stops working at once.
+     Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
     Args:
         client_id (str):
@@ -131,9 +140,11 @@ def sync(
     client: AuthenticatedClient,
 
 ) -> ClientSecret | Problem | None:
-    """ Rotate the client's secret: the new one is shown only in this answer, and the
+    """ Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
-     old one stops working at once.
+     Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
     Args:
         client_id (str):
@@ -159,9 +170,11 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 
 ) -> Response[ClientSecret | Problem]:
-    """ Rotate the client's secret: the new one is shown only in this answer, and the
+    """ Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
-     old one stops working at once.
+     Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
     Args:
         client_id (str):
@@ -192,9 +205,11 @@ async def asyncio(
     client: AuthenticatedClient,
 
 ) -> ClientSecret | Problem | None:
-    """ Rotate the client's secret: the new one is shown only in this answer, and the
+    """ Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
-     old one stops working at once.
+     Rotate the client's secret: the new one is shown only in this answer, and the old one stops working
+    at once.
 
     Args:
         client_id (str):

@@ -12,14 +12,13 @@ from ...models.o_auth_error_out import OAuthErrorOut
 from ...models.problem import Problem
 from ...models.token_form import TokenForm
 from ...models.token_out import TokenOut
-from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
     *,
-    body: TokenForm | Unset = UNSET,
+    body: TokenForm,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -34,8 +33,7 @@ def _get_kwargs(
         "url": "/v1/auth/token",
     }
 
-    if not isinstance(body, Unset):
-        _kwargs["data"] = body.to_dict()
+    _kwargs["data"] = body.to_dict()
     headers["Content-Type"] = "application/x-www-form-urlencoded"
 
     _kwargs["headers"] = headers
@@ -118,14 +116,17 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenForm | Unset = UNSET,
+    body: TokenForm,
 
 ) -> Response[OAuthErrorOut | Problem | TokenOut]:
     """ RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`.
 
+     RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`. With a `DPoP` proof
+    header (RFC 9449) the tokens are bound to its key: `token_type` is `DPoP`.
+
     Args:
-        body (TokenForm | Unset): RFC 6749 token request (application/x-www-form-urlencoded);
-            documents the form.
+        body (TokenForm): RFC 6749 token request (application/x-www-form-urlencoded); documents
+            the form.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -150,14 +151,17 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenForm | Unset = UNSET,
+    body: TokenForm,
 
 ) -> OAuthErrorOut | Problem | TokenOut | None:
     """ RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`.
 
+     RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`. With a `DPoP` proof
+    header (RFC 9449) the tokens are bound to its key: `token_type` is `DPoP`.
+
     Args:
-        body (TokenForm | Unset): RFC 6749 token request (application/x-www-form-urlencoded);
-            documents the form.
+        body (TokenForm): RFC 6749 token request (application/x-www-form-urlencoded); documents
+            the form.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -177,14 +181,17 @@ body=body,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenForm | Unset = UNSET,
+    body: TokenForm,
 
 ) -> Response[OAuthErrorOut | Problem | TokenOut]:
     """ RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`.
 
+     RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`. With a `DPoP` proof
+    header (RFC 9449) the tokens are bound to its key: `token_type` is `DPoP`.
+
     Args:
-        body (TokenForm | Unset): RFC 6749 token request (application/x-www-form-urlencoded);
-            documents the form.
+        body (TokenForm): RFC 6749 token request (application/x-www-form-urlencoded); documents
+            the form.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -209,14 +216,17 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-    body: TokenForm | Unset = UNSET,
+    body: TokenForm,
 
 ) -> OAuthErrorOut | Problem | TokenOut | None:
     """ RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`.
 
+     RFC 6749 token endpoint: `password`, `refresh_token`, `client_credentials`. With a `DPoP` proof
+    header (RFC 9449) the tokens are bound to its key: `token_type` is `DPoP`.
+
     Args:
-        body (TokenForm | Unset): RFC 6749 token request (application/x-www-form-urlencoded);
-            documents the form.
+        body (TokenForm): RFC 6749 token request (application/x-www-form-urlencoded); documents
+            the form.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -11,14 +11,13 @@ from ... import errors
 from ...models.problem import Problem
 from ...models.register_in import RegisterIn
 from ...models.user_public import UserPublic
-from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
     *,
-    body: RegisterIn | Unset = UNSET,
+    body: RegisterIn,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -33,9 +32,7 @@ def _get_kwargs(
         "url": "/v1/auth/register",
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -126,13 +123,15 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: RegisterIn | Unset = UNSET,
+    body: RegisterIn,
 
 ) -> Response[Problem | UserPublic]:
     """ Create a user account (role `user`).
 
+     Create a user account (role `user`).
+
     Args:
-        body (RegisterIn | Unset):
+        body (RegisterIn):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -157,13 +156,15 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-    body: RegisterIn | Unset = UNSET,
+    body: RegisterIn,
 
 ) -> Problem | UserPublic | None:
     """ Create a user account (role `user`).
 
+     Create a user account (role `user`).
+
     Args:
-        body (RegisterIn | Unset):
+        body (RegisterIn):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -183,13 +184,15 @@ body=body,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: RegisterIn | Unset = UNSET,
+    body: RegisterIn,
 
 ) -> Response[Problem | UserPublic]:
     """ Create a user account (role `user`).
 
+     Create a user account (role `user`).
+
     Args:
-        body (RegisterIn | Unset):
+        body (RegisterIn):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -214,13 +217,15 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-    body: RegisterIn | Unset = UNSET,
+    body: RegisterIn,
 
 ) -> Problem | UserPublic | None:
     """ Create a user account (role `user`).
 
+     Create a user account (role `user`).
+
     Args:
-        body (RegisterIn | Unset):
+        body (RegisterIn):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -12,14 +12,13 @@ from ...models.o_auth_error_out import OAuthErrorOut
 from ...models.problem import Problem
 from ...models.revoke_form import RevokeForm
 from ...models.revoked import Revoked
-from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
     *,
-    body: RevokeForm | Unset = UNSET,
+    body: RevokeForm,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -34,8 +33,7 @@ def _get_kwargs(
         "url": "/v1/auth/revoke",
     }
 
-    if not isinstance(body, Unset):
-        _kwargs["data"] = body.to_dict()
+    _kwargs["data"] = body.to_dict()
     headers["Content-Type"] = "application/x-www-form-urlencoded"
 
     _kwargs["headers"] = headers
@@ -111,14 +109,15 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: RevokeForm | Unset = UNSET,
+    body: RevokeForm,
 
 ) -> Response[OAuthErrorOut | Problem | Revoked]:
     """ RFC 7009 revocation: possession of the token is enough; always 200.
 
+     RFC 7009 revocation: possession of the token is enough; always 200.
+
     Args:
-        body (RevokeForm | Unset): RFC 7009 revocation request (application/x-www-form-
-            urlencoded).
+        body (RevokeForm): RFC 7009 revocation request (application/x-www-form-urlencoded).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -143,14 +142,15 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
-    body: RevokeForm | Unset = UNSET,
+    body: RevokeForm,
 
 ) -> OAuthErrorOut | Problem | Revoked | None:
     """ RFC 7009 revocation: possession of the token is enough; always 200.
 
+     RFC 7009 revocation: possession of the token is enough; always 200.
+
     Args:
-        body (RevokeForm | Unset): RFC 7009 revocation request (application/x-www-form-
-            urlencoded).
+        body (RevokeForm): RFC 7009 revocation request (application/x-www-form-urlencoded).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -170,14 +170,15 @@ body=body,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
-    body: RevokeForm | Unset = UNSET,
+    body: RevokeForm,
 
 ) -> Response[OAuthErrorOut | Problem | Revoked]:
     """ RFC 7009 revocation: possession of the token is enough; always 200.
 
+     RFC 7009 revocation: possession of the token is enough; always 200.
+
     Args:
-        body (RevokeForm | Unset): RFC 7009 revocation request (application/x-www-form-
-            urlencoded).
+        body (RevokeForm): RFC 7009 revocation request (application/x-www-form-urlencoded).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -202,14 +203,15 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
-    body: RevokeForm | Unset = UNSET,
+    body: RevokeForm,
 
 ) -> OAuthErrorOut | Problem | Revoked | None:
     """ RFC 7009 revocation: possession of the token is enough; always 200.
 
+     RFC 7009 revocation: possession of the token is enough; always 200.
+
     Args:
-        body (RevokeForm | Unset): RFC 7009 revocation request (application/x-www-form-
-            urlencoded).
+        body (RevokeForm): RFC 7009 revocation request (application/x-www-form-urlencoded).
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

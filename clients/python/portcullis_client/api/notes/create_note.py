@@ -18,7 +18,7 @@ from typing import cast
 
 def _get_kwargs(
     *,
-    body: NoteCreate | Unset = UNSET,
+    body: NoteCreate,
     idempotency_key: str | Unset = UNSET,
 
 ) -> dict[str, Any]:
@@ -37,9 +37,7 @@ def _get_kwargs(
         "url": "/v1/notes",
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -130,15 +128,17 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: NoteCreate | Unset = UNSET,
+    body: NoteCreate,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Response[NotePublic | Problem]:
-    """ Create a note. With `Idempotency-Key`, a retry returns the first response.
+    """ Create a note.
+
+     Create a note. With `Idempotency-Key`, a retry returns the first response.
 
     Args:
         idempotency_key (str | Unset):
-        body (NoteCreate | Unset):
+        body (NoteCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -164,15 +164,17 @@ idempotency_key=idempotency_key,
 def sync(
     *,
     client: AuthenticatedClient,
-    body: NoteCreate | Unset = UNSET,
+    body: NoteCreate,
     idempotency_key: str | Unset = UNSET,
 
 ) -> NotePublic | Problem | None:
-    """ Create a note. With `Idempotency-Key`, a retry returns the first response.
+    """ Create a note.
+
+     Create a note. With `Idempotency-Key`, a retry returns the first response.
 
     Args:
         idempotency_key (str | Unset):
-        body (NoteCreate | Unset):
+        body (NoteCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -193,15 +195,17 @@ idempotency_key=idempotency_key,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: NoteCreate | Unset = UNSET,
+    body: NoteCreate,
     idempotency_key: str | Unset = UNSET,
 
 ) -> Response[NotePublic | Problem]:
-    """ Create a note. With `Idempotency-Key`, a retry returns the first response.
+    """ Create a note.
+
+     Create a note. With `Idempotency-Key`, a retry returns the first response.
 
     Args:
         idempotency_key (str | Unset):
-        body (NoteCreate | Unset):
+        body (NoteCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -227,15 +231,17 @@ idempotency_key=idempotency_key,
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: NoteCreate | Unset = UNSET,
+    body: NoteCreate,
     idempotency_key: str | Unset = UNSET,
 
 ) -> NotePublic | Problem | None:
-    """ Create a note. With `Idempotency-Key`, a retry returns the first response.
+    """ Create a note.
+
+     Create a note. With `Idempotency-Key`, a retry returns the first response.
 
     Args:
         idempotency_key (str | Unset):
-        body (NoteCreate | Unset):
+        body (NoteCreate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -46,6 +46,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_204 = cast(Any, None)
         return response_204
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -112,6 +119,8 @@ def sync_detailed(
 ) -> Response[Any | Problem]:
     """ Delete a note (`If-Match` honoured).
 
+     Delete a note (`If-Match` honoured).
+
     Args:
         note_id (str):
         if_match (str | Unset):
@@ -146,6 +155,8 @@ def sync(
 ) -> Any | Problem | None:
     """ Delete a note (`If-Match` honoured).
 
+     Delete a note (`If-Match` honoured).
+
     Args:
         note_id (str):
         if_match (str | Unset):
@@ -174,6 +185,8 @@ async def asyncio_detailed(
 
 ) -> Response[Any | Problem]:
     """ Delete a note (`If-Match` honoured).
+
+     Delete a note (`If-Match` honoured).
 
     Args:
         note_id (str):
@@ -208,6 +221,8 @@ async def asyncio(
 
 ) -> Any | Problem | None:
     """ Delete a note (`If-Match` honoured).
+
+     Delete a note (`If-Match` honoured).
 
     Args:
         note_id (str):

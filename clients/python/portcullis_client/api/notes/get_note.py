@@ -54,6 +54,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_304 = cast(Any, None)
         return response_304
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -113,6 +120,8 @@ def sync_detailed(
 ) -> Response[Any | NotePublic | Problem]:
     """ One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
 
+     One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
+
     Args:
         note_id (str):
         if_none_match (str | Unset):
@@ -147,6 +156,8 @@ def sync(
 ) -> Any | NotePublic | Problem | None:
     """ One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
 
+     One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
+
     Args:
         note_id (str):
         if_none_match (str | Unset):
@@ -175,6 +186,8 @@ async def asyncio_detailed(
 
 ) -> Response[Any | NotePublic | Problem]:
     """ One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
+
+     One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
 
     Args:
         note_id (str):
@@ -209,6 +222,8 @@ async def asyncio(
 
 ) -> Any | NotePublic | Problem | None:
     """ One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
+
+     One note, with its `ETag`; `If-None-Match` with the current ETag → 304.
 
     Args:
         note_id (str):

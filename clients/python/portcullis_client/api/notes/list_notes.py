@@ -67,6 +67,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -127,6 +134,8 @@ def sync_detailed(
 ) -> Response[PageNotePublic | Problem]:
     """ The caller's notes, newest first, `limit` per page, optional `tag` filter.
 
+     The caller's notes, newest first, `limit` per page, optional `tag` filter.
+
     Args:
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset):
@@ -164,6 +173,8 @@ def sync(
 ) -> PageNotePublic | Problem | None:
     """ The caller's notes, newest first, `limit` per page, optional `tag` filter.
 
+     The caller's notes, newest first, `limit` per page, optional `tag` filter.
+
     Args:
         limit (int | Unset):  Default: 20.
         cursor (None | str | Unset):
@@ -195,6 +206,8 @@ async def asyncio_detailed(
 
 ) -> Response[PageNotePublic | Problem]:
     """ The caller's notes, newest first, `limit` per page, optional `tag` filter.
+
+     The caller's notes, newest first, `limit` per page, optional `tag` filter.
 
     Args:
         limit (int | Unset):  Default: 20.
@@ -232,6 +245,8 @@ async def asyncio(
 
 ) -> PageNotePublic | Problem | None:
     """ The caller's notes, newest first, `limit` per page, optional `tag` filter.
+
+     The caller's notes, newest first, `limit` per page, optional `tag` filter.
 
     Args:
         limit (int | Unset):  Default: 20.

@@ -19,7 +19,7 @@ from typing import cast
 def _get_kwargs(
     note_id: str,
     *,
-    body: NoteUpdate | Unset = UNSET,
+    body: NoteUpdate,
     if_match: str | Unset = UNSET,
 
 ) -> dict[str, Any]:
@@ -38,9 +38,7 @@ def _get_kwargs(
         "url": "/v1/notes/{note_id}".format(note_id=quote(str(note_id), safe=""),),
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -146,18 +144,19 @@ def sync_detailed(
     note_id: str,
     *,
     client: AuthenticatedClient,
-    body: NoteUpdate | Unset = UNSET,
+    body: NoteUpdate,
     if_match: str | Unset = UNSET,
 
 ) -> Response[NotePublic | Problem]:
-    """ Partial update. `If-Match` with a stale ETag → 412; concurrent updates are
+    """ Partial update.
 
-     applied one after the other, never lost.
+     Partial update. `If-Match` with a stale ETag → 412; concurrent updates are applied one after the
+    other, never lost.
 
     Args:
         note_id (str):
         if_match (str | Unset):
-        body (NoteUpdate | Unset):
+        body (NoteUpdate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -185,18 +184,19 @@ def sync(
     note_id: str,
     *,
     client: AuthenticatedClient,
-    body: NoteUpdate | Unset = UNSET,
+    body: NoteUpdate,
     if_match: str | Unset = UNSET,
 
 ) -> NotePublic | Problem | None:
-    """ Partial update. `If-Match` with a stale ETag → 412; concurrent updates are
+    """ Partial update.
 
-     applied one after the other, never lost.
+     Partial update. `If-Match` with a stale ETag → 412; concurrent updates are applied one after the
+    other, never lost.
 
     Args:
         note_id (str):
         if_match (str | Unset):
-        body (NoteUpdate | Unset):
+        body (NoteUpdate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -219,18 +219,19 @@ async def asyncio_detailed(
     note_id: str,
     *,
     client: AuthenticatedClient,
-    body: NoteUpdate | Unset = UNSET,
+    body: NoteUpdate,
     if_match: str | Unset = UNSET,
 
 ) -> Response[NotePublic | Problem]:
-    """ Partial update. `If-Match` with a stale ETag → 412; concurrent updates are
+    """ Partial update.
 
-     applied one after the other, never lost.
+     Partial update. `If-Match` with a stale ETag → 412; concurrent updates are applied one after the
+    other, never lost.
 
     Args:
         note_id (str):
         if_match (str | Unset):
-        body (NoteUpdate | Unset):
+        body (NoteUpdate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -258,18 +259,19 @@ async def asyncio(
     note_id: str,
     *,
     client: AuthenticatedClient,
-    body: NoteUpdate | Unset = UNSET,
+    body: NoteUpdate,
     if_match: str | Unset = UNSET,
 
 ) -> NotePublic | Problem | None:
-    """ Partial update. `If-Match` with a stale ETag → 412; concurrent updates are
+    """ Partial update.
 
-     applied one after the other, never lost.
+     Partial update. `If-Match` with a stale ETag → 412; concurrent updates are applied one after the
+    other, never lost.
 
     Args:
         note_id (str):
         if_match (str | Unset):
-        body (NoteUpdate | Unset):
+        body (NoteUpdate):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

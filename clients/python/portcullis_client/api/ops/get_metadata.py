@@ -70,6 +70,8 @@ def sync_detailed(
 ) -> Response[GetMetadataResponse200 | Problem]:
     """ RFC 8414 authorization server metadata.
 
+     RFC 8414 authorization server metadata.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -96,6 +98,8 @@ def sync(
 ) -> GetMetadataResponse200 | Problem | None:
     """ RFC 8414 authorization server metadata.
 
+     RFC 8414 authorization server metadata.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -116,6 +120,8 @@ async def asyncio_detailed(
 
 ) -> Response[GetMetadataResponse200 | Problem]:
     """ RFC 8414 authorization server metadata.
+
+     RFC 8414 authorization server metadata.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -142,6 +148,8 @@ async def asyncio(
 
 ) -> GetMetadataResponse200 | Problem | None:
     """ RFC 8414 authorization server metadata.
+
+     RFC 8414 authorization server metadata.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

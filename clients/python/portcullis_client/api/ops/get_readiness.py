@@ -67,10 +67,13 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
 
 ) -> Response[Readiness]:
-    """ Readiness: 503 only when this replica cannot serve (database down, or draining
+    """ Readiness: whether this replica can serve.
 
-     after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
-    (limits fall back to per-process ones meanwhile).
+     Readiness: whether this replica can serve.
+
+    503 only when it cannot (database down, or draining after SIGTERM); a Redis outage is reported as
+    `degraded` and keeps it in rotation (limits fall back to per-process shares meanwhile). An answer is
+    reused for up to a second.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -96,10 +99,13 @@ def sync(
     client: AuthenticatedClient | Client,
 
 ) -> Readiness | None:
-    """ Readiness: 503 only when this replica cannot serve (database down, or draining
+    """ Readiness: whether this replica can serve.
 
-     after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
-    (limits fall back to per-process ones meanwhile).
+     Readiness: whether this replica can serve.
+
+    503 only when it cannot (database down, or draining after SIGTERM); a Redis outage is reported as
+    `degraded` and keeps it in rotation (limits fall back to per-process shares meanwhile). An answer is
+    reused for up to a second.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -120,10 +126,13 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
 
 ) -> Response[Readiness]:
-    """ Readiness: 503 only when this replica cannot serve (database down, or draining
+    """ Readiness: whether this replica can serve.
 
-     after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
-    (limits fall back to per-process ones meanwhile).
+     Readiness: whether this replica can serve.
+
+    503 only when it cannot (database down, or draining after SIGTERM); a Redis outage is reported as
+    `degraded` and keeps it in rotation (limits fall back to per-process shares meanwhile). An answer is
+    reused for up to a second.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -149,10 +158,13 @@ async def asyncio(
     client: AuthenticatedClient | Client,
 
 ) -> Readiness | None:
-    """ Readiness: 503 only when this replica cannot serve (database down, or draining
+    """ Readiness: whether this replica can serve.
 
-     after SIGTERM); a Redis outage is reported as `degraded` and keeps it in rotation
-    (limits fall back to per-process ones meanwhile).
+     Readiness: whether this replica can serve.
+
+    503 only when it cannot (database down, or draining after SIGTERM); a Redis outage is reported as
+    `degraded` and keeps it in rotation (limits fall back to per-process shares meanwhile). An answer is
+    reused for up to a second.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

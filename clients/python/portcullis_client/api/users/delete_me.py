@@ -10,14 +10,13 @@ from ... import errors
 
 from ...models.account_deletion import AccountDeletion
 from ...models.problem import Problem
-from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
     *,
-    body: AccountDeletion | Unset = UNSET,
+    body: AccountDeletion,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -32,9 +31,7 @@ def _get_kwargs(
         "url": "/v1/users/me",
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -129,15 +126,17 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: AccountDeletion | Unset = UNSET,
+    body: AccountDeletion,
 
 ) -> Response[Any | Problem]:
-    """ Delete the caller's account, its notes and idempotency records; every token
+    """ Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica.
 
-     of the user is refused on every replica. The last enabled admin cannot.
+     Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica. The last enabled admin cannot.
 
     Args:
-        body (AccountDeletion | Unset):
+        body (AccountDeletion):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -162,15 +161,17 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: AccountDeletion | Unset = UNSET,
+    body: AccountDeletion,
 
 ) -> Any | Problem | None:
-    """ Delete the caller's account, its notes and idempotency records; every token
+    """ Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica.
 
-     of the user is refused on every replica. The last enabled admin cannot.
+     Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica. The last enabled admin cannot.
 
     Args:
-        body (AccountDeletion | Unset):
+        body (AccountDeletion):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -190,15 +191,17 @@ body=body,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: AccountDeletion | Unset = UNSET,
+    body: AccountDeletion,
 
 ) -> Response[Any | Problem]:
-    """ Delete the caller's account, its notes and idempotency records; every token
+    """ Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica.
 
-     of the user is refused on every replica. The last enabled admin cannot.
+     Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica. The last enabled admin cannot.
 
     Args:
-        body (AccountDeletion | Unset):
+        body (AccountDeletion):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -223,15 +226,17 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: AccountDeletion | Unset = UNSET,
+    body: AccountDeletion,
 
 ) -> Any | Problem | None:
-    """ Delete the caller's account, its notes and idempotency records; every token
+    """ Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica.
 
-     of the user is refused on every replica. The last enabled admin cannot.
+     Delete the caller's account, its notes and idempotency records; every token of the user is refused
+    on every replica. The last enabled admin cannot.
 
     Args:
-        body (AccountDeletion | Unset):
+        body (AccountDeletion):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

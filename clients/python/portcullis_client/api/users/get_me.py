@@ -70,6 +70,13 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_200
 
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+
+
+        return response_400
+
     if response.status_code == 401:
         response_401 = Problem.from_dict(response.json())
 
@@ -120,6 +127,8 @@ def sync_detailed(
 ) -> Response[ClientPublic | ExternalPublic | UserPublic | Problem]:
     """ The caller's profile; for a client token, the client.
 
+     The caller's profile; for a client token, the client.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -146,6 +155,8 @@ def sync(
 ) -> ClientPublic | ExternalPublic | UserPublic | Problem | None:
     """ The caller's profile; for a client token, the client.
 
+     The caller's profile; for a client token, the client.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -166,6 +177,8 @@ async def asyncio_detailed(
 
 ) -> Response[ClientPublic | ExternalPublic | UserPublic | Problem]:
     """ The caller's profile; for a client token, the client.
+
+     The caller's profile; for a client token, the client.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -192,6 +205,8 @@ async def asyncio(
 
 ) -> ClientPublic | ExternalPublic | UserPublic | Problem | None:
     """ The caller's profile; for a client token, the client.
+
+     The caller's profile; for a client token, the client.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

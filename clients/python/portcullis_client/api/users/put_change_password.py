@@ -10,14 +10,13 @@ from ... import errors
 
 from ...models.password_change import PasswordChange
 from ...models.problem import Problem
-from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
     *,
-    body: PasswordChange | Unset = UNSET,
+    body: PasswordChange,
 
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -32,9 +31,7 @@ def _get_kwargs(
         "url": "/v1/users/me/password",
     }
 
-    
-    if not isinstance(body, Unset):
-        _kwargs["json"] = body.to_dict()
+    _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -122,15 +119,16 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: PasswordChange | Unset = UNSET,
+    body: PasswordChange,
 
 ) -> Response[Any | Problem]:
-    """ Change the caller's password. Every other login session of the user is
+    """ Change the caller's password.
 
-     revoked on every replica; the caller's own session keeps working.
+     Change the caller's password. Every other login session of the user is revoked on every replica; the
+    caller's own session keeps working.
 
     Args:
-        body (PasswordChange | Unset):
+        body (PasswordChange):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -155,15 +153,16 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: PasswordChange | Unset = UNSET,
+    body: PasswordChange,
 
 ) -> Any | Problem | None:
-    """ Change the caller's password. Every other login session of the user is
+    """ Change the caller's password.
 
-     revoked on every replica; the caller's own session keeps working.
+     Change the caller's password. Every other login session of the user is revoked on every replica; the
+    caller's own session keeps working.
 
     Args:
-        body (PasswordChange | Unset):
+        body (PasswordChange):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -183,15 +182,16 @@ body=body,
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: PasswordChange | Unset = UNSET,
+    body: PasswordChange,
 
 ) -> Response[Any | Problem]:
-    """ Change the caller's password. Every other login session of the user is
+    """ Change the caller's password.
 
-     revoked on every replica; the caller's own session keeps working.
+     Change the caller's password. Every other login session of the user is revoked on every replica; the
+    caller's own session keeps working.
 
     Args:
-        body (PasswordChange | Unset):
+        body (PasswordChange):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -216,15 +216,16 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: PasswordChange | Unset = UNSET,
+    body: PasswordChange,
 
 ) -> Any | Problem | None:
-    """ Change the caller's password. Every other login session of the user is
+    """ Change the caller's password.
 
-     revoked on every replica; the caller's own session keeps working.
+     Change the caller's password. Every other login session of the user is revoked on every replica; the
+    caller's own session keeps working.
 
     Args:
-        body (PasswordChange | Unset):
+        body (PasswordChange):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
