@@ -124,13 +124,13 @@ def _notes_crud(user: AuthenticatedClient) -> None:
     page = list_notes.sync(client=user, tag="gen")
     assert isinstance(page, PageNotePublic)
     assert [n.id for n in page.items] == [note.id]
-    got = get_note.sync(note.id, client=user)
+    got = get_note.sync(str(note.id), client=user)
     assert isinstance(got, NotePublic) and got.title == "from the typed client"
-    patched = patch_note.sync(note.id, client=user, body=NoteUpdate(title="renamed"))
+    patched = patch_note.sync(str(note.id), client=user, body=NoteUpdate(title="renamed"))
     assert isinstance(patched, NotePublic) and patched.title == "renamed"
     assert patched.version == note.version + 1
-    assert delete_note.sync_detailed(note.id, client=user).status_code == 204
-    missing = get_note.sync(note.id, client=user)
+    assert delete_note.sync_detailed(str(note.id), client=user).status_code == 204
+    missing = get_note.sync(str(note.id), client=user)
     assert isinstance(missing, Problem) and missing.status == 404
 
     invalid = create_note.sync(client=user, body=NoteCreate(title="", body="", tags=[]))
