@@ -117,7 +117,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "Hypercorn + h11 (HTTP/1.1 protocol)",
-        ("hypercorn/", "h11/", "h2/", "hpack/", "service/server_fixes.py", "wsproto/", "priority/"),
+        ("hypercorn/", "h11/", "h2/", "hpack/", "service/server/", "wsproto/", "priority/"),
     ),
     ("asyncio scheduling (tasks, futures, locks)", ("asyncio/",)),
 )
