@@ -19,19 +19,11 @@ from .cli_admin import run as run_admin_command
 from .cli_checks import check_connections
 from .cli_support import fail, load_settings_or_exit
 from .config import Settings
+from .version import package_version
 
 if TYPE_CHECKING:
     from .security.passwords import PasswordService
     from .store.db import Database
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("portcullis")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
 
 
 def _field_error(error: Any) -> str:
@@ -158,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(args_in[1:])
     parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"portcullis {_version()}")
+    parser.add_argument("--version", action="version", version=f"portcullis {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "serve",

@@ -22,6 +22,7 @@ from .security.cors import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE
 from .security.proxies import ProxyResolver
 from .security.ratelimit import named_limits
 from .services import EXTENSION, Services
+from .version import package_version
 
 log = get_logger("portcullis.app")
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         swagger_ui_path=None,
         info={
             "title": "Portcullis",
-            "version": openapi.package_version(),
+            "version": package_version(),
             "description": openapi.DESCRIPTION,
         },
         tags=openapi.TAGS,

@@ -34,7 +34,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("services", ("service.services",)),
     ("domain", ("service.domain", "service.signalbus", "service.health")),
     ("security", ("service.security", "service.logging", "service.datadir")),
-    ("redaction", ("service.redaction", "service.logsink")),
+    ("redaction", ("service.redaction", "service.logsink", "service.logrender")),
     (
         "base",
         (
@@ -43,6 +43,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "service.config",
             "service.settings",
             "service.cache",
+            "service.version",
             "service.errors",
             "service.metrics",
             "service.context",

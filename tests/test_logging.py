@@ -266,7 +266,7 @@ def test_start_up_says_where_the_docs_are(capsys: pytest.CaptureFixture[str]) ->
 
 def test_the_one_pass_json_line_is_the_two_step_render() -> None:
     """The renderer's one-pass path gives the same line as shaping then encoding."""
-    from service import logging as service_logging
+    from service import logrender as service_logrender
     from service.context import RequestFacts, current_request
 
     jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
@@ -285,9 +285,9 @@ def test_the_one_pass_json_line_is_the_two_step_render() -> None:
         try:
             for event in events:
                 for method in ("info", "warn", "exception"):
-                    one = service_logging._json_line(None, method, dict(event))
-                    shaped = service_logging._shape(None, method, dict(event))
-                    two = service_logging._render_json(None, method, shaped)
+                    one = service_logrender._json_line(None, method, dict(event))
+                    shaped = service_logrender._shape(None, method, dict(event))
+                    two = service_logrender._render_json(None, method, shaped)
                     first, second = json.loads(one), json.loads(two)
                     first.pop("ts"), second.pop("ts")
                     assert list(first.items()) == list(second.items()), event

@@ -13,7 +13,6 @@ import inspect
 import re
 from collections.abc import Callable
 from http import HTTPStatus
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
@@ -27,6 +26,7 @@ from werkzeug.routing import Rule
 
 from ..models.docs import OAuthErrorOut, Problem
 from ..security.authn import AUTH_ATTRIBUTE
+from ..version import package_version
 from .declared import limits_for
 from .documented import DOCS_ATTRIBUTE, REQUEST_HEADERS, RESPONSE_HEADERS, RouteDocs
 
@@ -81,14 +81,6 @@ _OAUTH_ERROR = {"$ref": "#/components/schemas/OAuthErrorOut"}
 _STR: dict[str, Any] = {"type": "string"}
 _HEADER_SCHEMA: dict[str, dict[str, Any]] = {"Retry-After": {"type": "integer", "minimum": 1}}
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
-
-
-def package_version() -> str:
-    """The installed distribution's version (pyproject.toml), not a copy of it."""
-    try:
-        return version("portcullis")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "0+unknown"
 
 
 def summary_and_description(func: Callable[..., Any]) -> tuple[str, str] | None:
