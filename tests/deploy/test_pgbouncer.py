@@ -52,6 +52,7 @@ def bouncer(tmp_path: Path) -> Iterator[str]:
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         "auth_type = any\npool_mode = transaction\n"
+        "server_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n"
         f"default_pool_size = {POOL}\nmax_client_conn = 500\n"
     )
     config.chmod(0o644)
@@ -68,7 +69,7 @@ def bouncer(tmp_path: Path) -> Iterator[str]:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        yield f"postgresql://postgres@127.0.0.1:{port}/portcullis?prepared_statement_cache_size=0"
+        yield f"postgresql://postgres@127.0.0.1:{port}/portcullis"
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -91,20 +92,16 @@ async def _server_connections() -> int:
         await conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the asyncpg engine names prepared statements __asyncpg_stmt_N__ per connection, "
-    "so two clients' statements collide on one PgBouncer server connection ('prepared "
-    "statement ... already exists' -> 503): the engine needs unique names "
-    "(connect_args prepared_statement_name_func) behind a transaction pooler",
-)
 def test_the_service_works_through_pgbouncer_in_transaction_mode(
     bouncer: str, tmp_path: Path
 ) -> None:
     assert PG_URL is not None and REDIS_URL is not None
     asyncio.run(reset_postgres(PG_URL))
-    env = {"PORTCULLIS_DATABASE_URL": bouncer, "PORTCULLIS_REDIS_URL": REDIS_URL}
+    env = {
+        "PORTCULLIS_DATABASE_URL": bouncer,
+        "PORTCULLIS_DB_PGBOUNCER": "true",
+        "PORTCULLIS_REDIS_URL": REDIS_URL,
+    }
     data = tmp_path / "var"
     for args, stdin in (
         (("migrate",), ""),
