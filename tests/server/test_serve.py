@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from service.devcerts import make_dev_certs
-from tests.server.serving import PORTCULLIS, running
-from tests.support.server import ROOT, free_port
+from tests.support.server import ROOT, free_port, serve_args
+from tests.support.serving import PORTCULLIS, running
 
 pytestmark = pytest.mark.server
 
@@ -131,20 +131,7 @@ def test_in_process_serving_also_gets_the_tls_groups(tmp_path: Path) -> None:
     started: it restarts itself with the configuration named (service/server/tls.py)."""
     certs = make_dev_certs(tmp_path / "certs")
     port, http_port = free_port(), free_port()
-    args = (
-        "--config",
-        str(ROOT / "hypercorn.toml"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--insecure-bind",
-        f"127.0.0.1:{http_port}",
-        "--certfile",
-        str(certs["cert"]),
-        "--keyfile",
-        str(certs["key"]),
-        "--workers",
-        "0",
-    )
+    args = tuple(serve_args(port, http_port, certs, 0))
     env = {**environment(tmp_path), "PORTCULLIS_ISSUER": f"https://localhost:{port}"}
     with running(tmp_path, args, env, (port, http_port), certs["ca"]):
         chosen = {group: temp_key(port, certs["ca"], group) for group in ("X448", "X25519")}

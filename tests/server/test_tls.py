@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.serving import portcullis_serve
 from tests.support.server import Server, run_server
+from tests.support.serving import portcullis_serve
 
 pytestmark = pytest.mark.server
 

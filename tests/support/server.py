@@ -64,6 +64,25 @@ class Server:
         return self.process.wait(timeout=timeout)
 
 
+def serve_args(port: int, http_port: int, certs: dict[str, Path], workers: int) -> list[str]:
+    """The options both launchers give: hypercorn.toml, the two loopback binds, the test
+    certificate and the worker count."""
+    return [
+        "--config",
+        str(ROOT / "hypercorn.toml"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--insecure-bind",
+        f"127.0.0.1:{http_port}",
+        "--certfile",
+        str(certs["cert"]),
+        "--keyfile",
+        str(certs["key"]),
+        "--workers",
+        str(workers),
+    ]
+
+
 @contextlib.contextmanager
 def run_server(
     tmp: Path,
@@ -106,18 +125,7 @@ def run_server(
                 sys.executable,
                 "-m",
                 "hypercorn",
-                "--config",
-                str(ROOT / "hypercorn.toml"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--insecure-bind",
-                f"127.0.0.1:{http_port}",
-                "--certfile",
-                str(certs["cert"]),
-                "--keyfile",
-                str(certs["key"]),
-                "--workers",
-                str(workers),
+                *serve_args(port, http_port, certs, workers),
                 *extra_args,
                 app,
             ],

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from service.devcerts import make_dev_certs
-from tests.support.server import ROOT, Server, free_port
+from tests.support.server import Server, free_port, serve_args
 
 PORTCULLIS = Path(sys.executable).parent / "portcullis"
 
@@ -34,21 +34,7 @@ def portcullis_serve(
         "PORTCULLIS_DRAIN_SECONDS": "0.2",
         **(env or {}),
     }
-    args = (
-        "--config",
-        str(ROOT / "hypercorn.toml"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--insecure-bind",
-        f"127.0.0.1:{http_port}",
-        "--certfile",
-        str(certs["cert"]),
-        "--keyfile",
-        str(certs["key"]),
-        "--workers",
-        str(workers),
-        *args,
-    )
+    args = (*serve_args(port, http_port, certs, workers), *args)
     with running(tmp, args, environment, (port, http_port), certs["ca"]) as server:
         yield server
 
