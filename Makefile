@@ -10,10 +10,6 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8443
 HTTP_PORT ?= 8080
-# The issuer (tokens' `iss`, the target of every redirect) follows PORT, unless
-# PORTCULLIS_ISSUER is set in the environment or in .env.
-RUN_ISSUER := $(if $(PORTCULLIS_ISSUER),,$(if $(shell grep -Eis \
-	'^[[:space:]]*(export[[:space:]]+)?PORTCULLIS_ISSUER[[:space:]]*=' .env),,https://localhost:$(PORT)))
 # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed release.
 LOCK_FLAGS ?=
 LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
@@ -47,8 +43,10 @@ certs: $(VENV)/.run-installed
 migrate: $(VENV)/.run-installed
 	$(BIN)/portcullis migrate
 
+# In development `portcullis serve` derives the issuer (tokens' `iss`, the target of every
+# redirect) from PORT, unless PORTCULLIS_ISSUER is set in the environment or in .env.
 run: $(VENV)/.run-installed certs/server.pem migrate
-	$(if $(RUN_ISSUER),PORTCULLIS_ISSUER=$(RUN_ISSUER) )$(BIN)/portcullis serve --config hypercorn.toml \
+	$(BIN)/portcullis serve --config hypercorn.toml \
 		--bind $(HOST):$(PORT) --insecure-bind $(HOST):$(HTTP_PORT)
 
 test: $(VENV)/.dev-installed

@@ -152,6 +152,20 @@ def address_problem(config: Any) -> str | None:
     return None
 
 
+def issuer_for(config: Any) -> str | None:
+    """`https://localhost:PORT` for the first TLS bind on a loopback or wildcard address,
+    `https://HOST:PORT` for any other (no port when it is 443); None without TLS."""
+    if not config.ssl_enabled or not config.bind:
+        return None
+    host, _, port = str(config.bind[0]).rpartition(":")
+    host = host.strip("[]")
+    if host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost", ""):  # noqa: S104
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}" + ("" if port == "443" else f":{port}")
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     settings = load_settings_or_exit()
@@ -167,6 +181,12 @@ def main(argv: list[str]) -> int:
     problem = tls_problem(config) or address_problem(config)
     if problem is not None:
         return fail(problem, 2)
+    if settings.env == "development" and "issuer" not in settings.model_fields_set:
+        # Tokens' `iss` and the redirect follow the port served on (the workers, spawned
+        # from here, inherit it); production refuses to start without an issuer.
+        derived = issuer_for(config)
+        if derived is not None:
+            os.environ["PORTCULLIS_ISSUER"] = derived
 
     from .patches import install
     from .patches.lifecycle import exit_status

@@ -161,3 +161,17 @@ def temp_key(port: int, ca: Path, group: str) -> str | None:
     )
     output = result.stdout.decode(errors="replace")
     return next((line for line in output.splitlines() if "Server Temp Key" in line), None)
+
+
+def test_in_development_the_issuer_follows_the_port_served_on(tmp_path: Path) -> None:
+    """No PORTCULLIS_ISSUER: tokens name, and the redirect goes to, the port served on."""
+    certs = make_dev_certs(tmp_path / "certs")
+    port, http_port = free_port(), free_port()
+    args = tuple(serve_args(port, http_port, certs, 1))
+    with running(tmp_path, args, environment(tmp_path), (port, http_port), certs["ca"]) as server:
+        with httpx.Client(verify=server.ssl_context(), timeout=10) as client:
+            meta = client.get(f"https://localhost:{port}/.well-known/oauth-authorization-server")
+            assert meta.json()["issuer"] == f"https://localhost:{port}"
+            plain = client.get(f"http://127.0.0.1:{http_port}/v1/notes?x=1")
+            assert plain.status_code == 308
+            assert plain.headers["location"] == f"https://localhost:{port}/v1/notes?x=1"
