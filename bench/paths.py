@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import data, wrk
+from . import data, dpop, wrk
 from .plan import Plan
 from .servers import Server
 
@@ -32,6 +32,9 @@ class Probe:
     url: str
     script: str
     side: SideLoad | None = None
+    # Builds the script anew before each measurement (for the seconds it lasts): the DPoP
+    # row's proofs must be fresh and used once.
+    fresh: Callable[[float], str] | None = None
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Fixture:
     note_id: str
     client_id: str
     client_secret: str
+    holder: dpop.Holder
+    dpop_token: str
 
 
 def prepare(service: Server) -> Fixture:
@@ -50,7 +55,9 @@ def prepare(service: Server) -> Fixture:
     writer = data.register(service)
     note_id = data.create_note(service, reader)
     client_id, client_secret = data.create_client(service)
-    return Fixture(reader, writer, note_id, client_id, client_secret)
+    holder = dpop.Holder()
+    dpop_token = dpop.login(service, holder, reader.username, data.PASSWORD)
+    return Fixture(reader, writer, note_id, client_id, client_secret, holder, dpop_token)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -87,6 +94,13 @@ def build(bare: Server, service: Server, fx: Fixture, plan: Plan) -> list[Probe]
         Probe("bare", "bare Quart GET /healthz", bare.base, wrk.request_script(path="/healthz")),
         Probe("healthz", "GET /healthz", service.base, wrk.request_script(path="/healthz")),
         Probe("me", "GET /v1/users/me", service.base, me),
+        Probe(
+            "me_dpop",
+            "GET /v1/users/me (DPoP)",
+            service.base,
+            "",
+            fresh=dpop.script_maker(service, fx.holder, fx.dpop_token),
+        ),
         Probe(
             "note",
             "GET /v1/notes/{id}",
@@ -136,7 +150,8 @@ def measure_once(path: Probe, seconds: int, connections: int) -> tuple[wrk.Resul
             connections=path.side.connections,
         )
         time.sleep(1)  # logins in progress before the measurement starts
-    result = wrk.run(path.url, path.script, seconds=seconds, connections=connections)
+    script = path.fresh(seconds) if path.fresh is not None else path.script
+    result = wrk.run(path.url, script, seconds=seconds, connections=connections)
     return result, (wrk.finish(side).as_dict() if side is not None else None)
 
 

@@ -44,6 +44,15 @@ def targets(paths: dict[str, Any], scaling: dict[str, Any]) -> list[Target]:
             _ratio(paths, "note") >= 0.5,
         ),
     ]
+    if "me_dpop" in paths:
+        found.append(
+            Target(
+                "DPoP GET /v1/users/me req/s",
+                ">= 0.6x bare",
+                f"{_ratio(paths, 'me_dpop'):.2f}x",
+                _ratio(paths, "me_dpop") >= 0.6,
+            )
+        )
     for key in ("me", "note"):
         p99, limit = paths[key]["p99_ms"], 1.5 * bare["p99_ms"]
         found.append(
