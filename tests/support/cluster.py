@@ -28,6 +28,12 @@ from tests.support.loopthread import LoopThread
 from tests.support.server import free_port
 from tests.support.tcpproxy import TcpProxy, proxy_for
 
+# The service (and the balancer) close idle keep-alive connections after 5 s, which is
+# httpx's own default expiry: a request could then leave on a connection the other side is
+# closing that instant ("Server disconnected without sending a response"). Like any
+# well-behaved client, the tests drop idle connections well before the server does.
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=2.0)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -160,7 +166,9 @@ class Cluster:
 
     def client(self, source: str = "127.0.0.1", **kwargs: Any) -> httpx.Client:
         """A client of the balancer whose connections come from `source`."""
-        transport = httpx.HTTPTransport(verify=self.ssl_context(), local_address=source)
+        transport = httpx.HTTPTransport(
+            verify=self.ssl_context(), local_address=source, limits=KEEP_ALIVE
+        )
         return httpx.Client(transport=transport, base_url=self.url, timeout=30, **kwargs)
 
     def aclient(
@@ -170,13 +178,19 @@ class Cluster:
             verify=self.ssl_context(),
             local_address=source,
             http2=http2,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=httpx.Limits(
+                max_connections=200,
+                max_keepalive_connections=50,
+                keepalive_expiry=KEEP_ALIVE.keepalive_expiry,
+            ),
         )
         return httpx.AsyncClient(transport=transport, base_url=base_url or self.url, timeout=30)
 
     def direct(self, replica: Replica) -> httpx.Client:
         """A client of one replica, bypassing the balancer."""
-        return httpx.Client(verify=self.ssl_context(), base_url=replica.url, timeout=30)
+        return httpx.Client(
+            verify=self.ssl_context(), base_url=replica.url, timeout=30, limits=KEEP_ALIVE
+        )
 
     # HAProxy runtime API ----------------------------------------------------------
 
