@@ -229,7 +229,8 @@ def profile_one(
     probe: paths.Probe, pid: int, seconds: int, rate: int, out: Path, *, blocking: bool
 ) -> tuple[dict[str, Any], wrk.Result]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    started = wrk.start(probe.url, probe.script, seconds=seconds + 4, connections=64)
+    script = probe.fresh(seconds + 4) if probe.fresh is not None else probe.script
+    started = wrk.start(probe.url, script, seconds=seconds + 4, connections=64)
     time.sleep(2)
     before, wall = cpu_ticks(pid), time.monotonic()
     subprocess.run(  # noqa: S603 - fixed argv
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--paths",
         default="me,note",
-        help="comma-separated: bare, healthz, me, note, create, client_credentials",
+        help="comma-separated: bare, healthz, me, me_dpop, note, create, client_credentials",
     )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench")
     parser.add_argument(
@@ -295,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             for key in args.paths.split(","):
                 probe = probes[key]
                 pid = (bare if key == "bare" else service).workers[0]
-                wrk.run(probe.url, probe.script, seconds=3, connections=64)  # warm-up
+                warm = probe.fresh(3) if probe.fresh is not None else probe.script
+                wrk.run(probe.url, warm, seconds=3, connections=64)  # warm-up
                 out = args.out_dir / f"profile-{key}.txt"
                 summary, result = profile_one(
                     probe, pid, args.seconds, args.rate, out, blocking=args.blocking

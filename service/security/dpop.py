@@ -26,6 +26,7 @@ from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import JWKRegistry
 
+from ..cache import BoundedCache
 from .dpop_nonce import NonceKeys
 
 # Asymmetric algorithms only (RFC 9449 §4.2); `none` and MACs never.
@@ -35,6 +36,7 @@ IAT_WINDOW_SECONDS = 60  # a proof's `iat` may be this far from now, either way
 REPLAY_TTL_SECONDS = 2 * IAT_WINDOW_SECONDS + 5
 MAX_PROOF_BYTES = 4096  # an RSA-4096 proof fits; anything larger is refused unparsed
 MIN_RSA_BITS = 2048
+PROOF_KEYS_KEPT = 1024  # checked proof headers kept (each at most MAX_PROOF_BYTES)
 # joserfc's default bound on a JWS header (512 bytes) is below a proof carrying an RSA jwk.
 _REGISTRY = jws.JWSRegistry(algorithms=ALGORITHMS)
 _REGISTRY.max_header_length = MAX_PROOF_BYTES
@@ -137,9 +139,13 @@ def _normalise_path(path: str) -> str:
     return _PERCENT.sub(fix, path)
 
 
-def _b64_json(segment: str) -> Any:
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    return json.loads(raw)
+@dataclass(frozen=True, slots=True)
+class _ProofKey:
+    """A proof header that passed its checks: its `alg`, imported `jwk` and thumbprint."""
+
+    alg: str
+    key: Any
+    jkt: str
 
 
 class ProofChecker:
@@ -153,6 +159,7 @@ class ProofChecker:
         self.replay = replay
         self.nonces = nonces
         self.require_nonce = require_nonce
+        self._keys: BoundedCache[str, _ProofKey] = BoundedCache(PROOF_KEYS_KEPT)
 
     def expected_htu(self, path: str) -> str | None:
         return normalise_uri(self._base + path)
@@ -180,35 +187,29 @@ class ProofChecker:
             raise ProofRejected("oversized")
         if not _COMPACT.fullmatch(value):
             raise ProofRejected("duplicated" if "," in value else "malformed")
-        header, claims = self._decode(value)
-        typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower() != "dpop+jwt":
-            raise ProofRejected("bad_type")
-        alg = header.get("alg")
-        if alg not in ALGORITHMS:
-            raise ProofRejected("bad_algorithm")
-        jwk = header.get("jwk")
-        if not isinstance(jwk, dict):
-            raise ProofRejected("bad_key")
-        if _PRIVATE_MEMBERS & jwk.keys():
-            raise ProofRejected("private_key")
-        if jwk.get("kty") != _KTY_FOR_ALG[alg]:
-            raise ProofRejected("bad_key")
-        if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
-            raise ProofRejected("bad_key")
+        proof_key = self._proof_key(value.partition(".")[0])
         try:
-            key = JWKRegistry.import_key(jwk)
-        except (JoseError, ValueError, TypeError, KeyError):
-            raise ProofRejected("bad_key") from None
-        try:
-            with warnings.catch_warnings():
-                # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients still
-                # send it (it means Ed25519 here: the key is an OKP Ed25519 key).
-                warnings.simplefilter("ignore", SecurityWarning)
-                jws.deserialize_compact(value, key, algorithms=[alg], registry=_REGISTRY)
-            thumbprint = key.thumbprint()
+            if proof_key.alg == "EdDSA":
+                with warnings.catch_warnings():
+                    # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients
+                    # still send it (it means Ed25519 here: the key is an OKP Ed25519 key).
+                    warnings.simplefilter("ignore", SecurityWarning)
+                    verified = jws.deserialize_compact(
+                        value, proof_key.key, algorithms=["EdDSA"], registry=_REGISTRY
+                    )
+            else:
+                verified = jws.deserialize_compact(
+                    value, proof_key.key, algorithms=[proof_key.alg], registry=_REGISTRY
+                )
         except (JoseError, ValueError, TypeError):
             raise ProofRejected("bad_signature") from None
+        try:
+            claims = json.loads(verified.payload)
+        except (ValueError, RecursionError):
+            raise ProofRejected("malformed") from None
+        if not isinstance(claims, dict):
+            raise ProofRejected("malformed")
+        thumbprint = proof_key.jkt
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 1 <= len(jti) <= 256:
             raise ProofRejected("missing_jti")
@@ -241,13 +242,38 @@ class ProofChecker:
             raise ProofRejected("key_mismatch")
         return Proof(jkt=thumbprint, jti=jti)
 
-    @staticmethod
-    def _decode(value: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        head, payload, _signature = value.split(".")
+    def _proof_key(self, head: str) -> _ProofKey:
+        """The key of a proof's header segment, checked once: a client sends the same
+        header (`typ`, `alg`, `jwk`) with every proof, so its checks, the key's import
+        and its thumbprint are kept per exact header text (bounded)."""
+        known = self._keys.get(head)
+        if known is not None:
+            return known
         try:
-            header, claims = _b64_json(head), _b64_json(payload)
+            header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
         except (ValueError, RecursionError):
             raise ProofRejected("malformed") from None
-        if not isinstance(header, dict) or not isinstance(claims, dict):
+        if not isinstance(header, dict):
             raise ProofRejected("malformed")
-        return header, claims
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() != "dpop+jwt":
+            raise ProofRejected("bad_type")
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise ProofRejected("bad_algorithm")
+        jwk = header.get("jwk")
+        if not isinstance(jwk, dict):
+            raise ProofRejected("bad_key")
+        if _PRIVATE_MEMBERS & jwk.keys():
+            raise ProofRejected("private_key")
+        if jwk.get("kty") != _KTY_FOR_ALG[alg]:
+            raise ProofRejected("bad_key")
+        if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
+            raise ProofRejected("bad_key")
+        try:
+            key = JWKRegistry.import_key(jwk)
+            known = _ProofKey(alg=alg, key=key, jkt=key.thumbprint())
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise ProofRejected("bad_key") from None
+        self._keys.put(head, known)
+        return known

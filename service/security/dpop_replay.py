@@ -1,16 +1,25 @@
 """The DPoP replay cache (RFC 9449 §11.1): a proof's `jti` counts once on every worker
 and replica while the proof could still be accepted.
 
-With Redis: one atomic `SET key 1 NX EX ttl`. Without Redis: one INSERT into the shared
+With Redis: one atomic `SET key 1 NX EX ttl`. Without Redis: an INSERT into the shared
 database, whose primary key decides; expired rows are swept at most every PURGE_SECONDS.
+The inserts are group-committed: while one batch is being written, the proofs that arrive
+wait together and go in the next statement (`ON CONFLICT DO NOTHING ... RETURNING`), so a
+busy process writes one transaction per batch, not one per request, and every answer
+still waits for the database's decision. The same proof twice in one batch: the first
+wins, without asking the database.
+
 While Redis fails, the database decides (degraded: a proof first seen in Redis just
 before the outage is not known there), and `dpop.replay_fallback` is logged at most once
-per PURGE_SECONDS. Neither keeps anything in this process's memory, so a flood of
-proofs cannot grow it; both forget an entry once its proof is too old to be accepted.
+per PURGE_SECONDS. Nothing is kept in memory beyond the proofs waiting for their batch
+(each one a request in progress), so a flood of proofs cannot grow it; both stores forget
+an entry once its proof is too old to be accepted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import time
 from typing import Any
@@ -30,6 +39,10 @@ class ReplayCache:
         self.redis = redis
         self._next_purge = 0.0
         self._next_complaint = 0.0
+        # key hash → (seconds to keep it, the waiting request's answer), for the next batch
+        self._waiting: dict[str, tuple[int, asyncio.Future[bool]]] = {}
+        self._writing: set[str] = set()  # the key hashes of the batch being written
+        self._writer: asyncio.Task[None] | None = None
 
     async def first_use(self, key: str, ttl_seconds: int) -> bool:
         """True the first time `key` is seen within `ttl_seconds`, on any process."""
@@ -41,10 +54,40 @@ class ReplayCache:
                 if time.monotonic() >= self._next_complaint:
                     self._next_complaint = time.monotonic() + PURGE_SECONDS
                     log.error("dpop.replay_fallback", reason=type(exc).__name__)
-        first = await dpop_proofs.record_first_use(
-            self.db, key_hash=digest, ttl_seconds=ttl_seconds
-        )
-        if time.monotonic() >= self._next_purge:
-            self._next_purge = time.monotonic() + PURGE_SECONDS
-            await dpop_proofs.purge_expired(self.db)
-        return first
+        if digest in self._waiting or digest in self._writing:
+            return False  # the same proof is already on its way to the database
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[digest] = (ttl_seconds, answer)
+        if self._writer is None or self._writer.done():
+            # a context of its own: the writer serves every waiting request, not this one
+            self._writer = asyncio.create_task(
+                self._write_batches(), name="dpop-replay-writer", context=contextvars.Context()
+            )
+        return await answer
+
+    async def _write_batches(self) -> None:
+        while self._waiting:
+            batch: dict[str, tuple[int, asyncio.Future[bool]]] = {}
+            for digest in list(self._waiting)[: dpop_proofs.MAX_BATCH]:
+                batch[digest] = self._waiting.pop(digest)
+            self._writing = set(batch)
+            try:
+                first = await dpop_proofs.record_first_uses(
+                    self.db, {digest: ttl for digest, (ttl, _) in batch.items()}
+                )
+            except Exception as exc:  # the database failed: each waiting request hears so
+                for _, answer in batch.values():
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            finally:
+                self._writing = set()
+            for digest, (_, answer) in batch.items():
+                if not answer.done():  # a request cancelled meanwhile has no one to tell
+                    answer.set_result(digest in first)
+            if time.monotonic() >= self._next_purge:
+                self._next_purge = time.monotonic() + PURGE_SECONDS
+                try:
+                    await dpop_proofs.purge_expired(self.db)
+                except Exception as exc:  # swept next time; the upkeep logs the outage
+                    log.warning("dpop.purge_failed", reason=type(exc).__name__)

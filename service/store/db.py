@@ -217,6 +217,26 @@ class Database:
         finally:
             turn.release()
 
+    async def write_one(self, statement: Executable, params: list[dict[str, Any]]) -> list[Any]:
+        """One write statement as its own transaction, without BEGIN and COMMIT round
+        trips: SQLite commits a statement run outside a transaction by itself (after
+        this process's turn, as `begin`), PostgreSQL in autocommit. For a statement
+        that is atomic alone (one INSERT deciding by its primary key)."""
+        if self.dialect != "sqlite":
+            async with self.read() as conn:
+                return list(await conn.execute(statement, params))
+        if not self._opened:
+            await self.open()
+        turn = self._write_turn()
+        async with asyncio.timeout(SQLITE_WRITE_WAIT_SECONDS):
+            await turn.acquire()
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(**{_READ_ONLY: True})  # no BEGIN IMMEDIATE
+                return list(await conn.execute(statement, params))
+        finally:
+            turn.release()
+
     def _write_turn(self) -> asyncio.Lock:
         """The lock of the running event loop (tests and the CLI run several loops)."""
         loop = asyncio.get_running_loop()

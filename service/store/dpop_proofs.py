@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .db import Database, now_us
 from .tables import dpop_proofs
 
+# Rows in one INSERT: two parameters each, far below SQLite's and asyncpg's 32,767.
+MAX_BATCH = 500
 
-async def record_first_use(db: Database, *, key_hash: str, ttl_seconds: int) -> bool:
-    """Insert the proof id; False when it is there already (one statement: the primary
-    key decides a race between processes and replicas)."""
-    try:
-        async with db.begin() as conn:
-            await conn.execute(
-                dpop_proofs.insert().values(
-                    key_hash=key_hash, expires_us=now_us() + ttl_seconds * 1_000_000
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+
+async def record_first_uses(db: Database, ttls: Mapping[str, int]) -> set[str]:
+    """Insert each proof id (`key_hash` → seconds to keep it) in one statement; the ids
+    that were not there yet. The primary key decides a race between processes and
+    replicas: `ON CONFLICT DO NOTHING ... RETURNING` names only the rows this insert made."""
+    dialect = postgresql if db.dialect == "postgresql" else sqlite
+    now = now_us()
+    rows = [{"key_hash": key, "expires_us": now + ttl * 1_000_000} for key, ttl in ttls.items()]
+    # One statement compiled once; SQLAlchemy's "insertmanyvalues" sends the rows as one
+    # multi-row VALUES and gathers what RETURNING answers.
+    statement = (
+        dialect.insert(dpop_proofs)
+        .on_conflict_do_nothing(index_elements=[dpop_proofs.c.key_hash])
+        .returning(dpop_proofs.c.key_hash)
+    )
+    return {row.key_hash for row in await db.write_one(statement, rows)}
 
 
 async def purge_expired(db: Database) -> int:

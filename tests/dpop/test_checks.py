@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import OctKey
 
-from service.security.dpop import ProofChecker, ProofRejected, ProofRequest, normalise_uri
+from service.security.dpop import PROOF_KEYS_KEPT, ProofChecker, ProofRejected, ProofRequest, normalise_uri
 from service.security.dpop_nonce import NonceKeys
 from service.security.keys import KeyManager
 from tests.support.cli import run_cli
@@ -73,6 +73,33 @@ def test_key_rules(tmp_path: Path) -> None:
     assert reason(check, holder.proof("GET", ME_URL), jkt=other.jkt) == "key_mismatch"
     assert reason(check, holder.proof("GET", ME_URL, claims={"jti": "x" * 300})) == "missing_jti"
     assert reason(check, holder.proof("GET", ME_URL, claims={"iat": True})) == "bad_iat"
+
+
+def test_a_known_header_still_needs_its_own_signature_and_claims(tmp_path: Path) -> None:
+    """Checked headers are kept (a client sends the same one with every proof): a later
+    proof with that header is still refused for a signature by another key, a forged
+    payload or a bad claim, and the kept headers stay bounded."""
+    check = checker(tmp_path)
+    holder, thief = Holder(), Holder()
+    request = ProofRequest([holder.proof("GET", ME_URL)], "GET", "/v1/users/me")
+    good = check.check_offline(request, access_token=None, jkt=None, now=time.time())
+    assert good.jkt == holder.jkt
+    assert reason(check, holder.proof("GET", ME_URL, sign_as=thief.key)) == "bad_signature"
+    head, _, signature = holder.proof("GET", ME_URL).split(".")
+    forged = {"jti": "f" * 16, "htm": "GET", "htu": ME_URL, "iat": int(time.time())}
+    forged_payload = unsigned({}, forged).split(".")[1]
+    assert reason(check, f"{head}.{forged_payload}.{signature}") == "bad_signature"
+    assert reason(check, holder.proof("GET", ME_URL, claims={"htm": "POST"})) == "bad_method"
+    assert reason(check, holder.proof("GET", ME_URL), jkt=thief.jkt) == "key_mismatch"
+    for _ in range(PROOF_KEYS_KEPT + 50):  # a flood of fresh keys
+        one = Holder()
+        check.check_offline(
+            ProofRequest([one.proof("GET", ME_URL)], "GET", "/v1/users/me"),
+            access_token=None,
+            jkt=None,
+            now=time.time(),
+        )
+    assert len(check._keys) == PROOF_KEYS_KEPT
 
 
 def test_create_client_can_demand_dpop(tmp_path: Path) -> None:

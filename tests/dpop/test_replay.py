@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from service.config import Settings
 from service.security.dpop import REPLAY_TTL_SECONDS
@@ -21,13 +23,17 @@ from tests.conftest import (
     REDIS_URL,
     SettingsFactory,
     flush_redis,
+    client_for,
     register,
+    reset_postgres,
     svc_of,
     two_instances,
 )
 from tests.support.server import run_server
+from tests.support.tcpproxy import proxy_for
 
-from .proofs import ISSUER, TOKEN_URL, Holder
+from .conftest import dpop_login
+from .proofs import ISSUER, ME_URL, TOKEN_URL, Holder
 
 FORM = {"grant_type": "password", "username": "alice", "password": PASSWORD}
 
@@ -110,6 +116,90 @@ async def test_the_database_cache_forgets_expired_proofs(settings: Settings) -> 
         async with db.read() as conn:
             left = (await conn.execute(select(dpop_proofs.c.key_hash))).scalars().all()
         assert len(left) == 2  # k:old is gone; nothing else of the proofs is kept
+
+
+async def test_proofs_arriving_together_share_one_insert(settings: Settings) -> None:
+    """Group commit: proofs that wait together go to the database in one statement, and
+    each still gets the database's own answer."""
+    from service import create_app
+
+    app = create_app(settings)
+    async with app.test_app():
+        db = svc_of(app).db
+        inserts: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.lstrip().upper().startswith("INSERT INTO DPOP_PROOFS"):
+                inserts.append(statement)
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        cache = ReplayCache(db, None)
+        assert await cache.first_use("seen:before", REPLAY_TTL_SECONDS)
+        inserts.clear()
+        keys = [f"burst:{n}" for n in range(50)]
+        answers = await asyncio.gather(
+            *(cache.first_use(k, REPLAY_TTL_SECONDS) for k in [*keys, keys[0], "seen:before"])
+        )
+        assert answers == [True] * 50 + [False, False]
+        assert 1 <= len(inserts) <= 2, len(inserts)
+        # more than one statement's worth: every proof still counted exactly once
+        many = [f"many:{n}" for n in range(1_200)]
+        answers = await asyncio.gather(
+            *(cache.first_use(k, REPLAY_TTL_SECONDS) for k in [*many, *many[:3]])
+        )
+        assert answers.count(True) == 1_200 and answers[-3:] == [False] * 3
+        async with db.read() as conn:
+            rows = (await conn.execute(select(func.count()).select_from(dpop_proofs))).scalar()
+        assert rows == 1 + 50 + 1_200
+        # a request given up while its proof waits does not stop the others' batch
+        waiting = asyncio.ensure_future(cache.first_use("given:up", REPLAY_TTL_SECONDS))
+        others = [asyncio.ensure_future(cache.first_use(f"late:{n}", 60)) for n in range(5)]
+        await asyncio.sleep(0)  # every one of them is waiting for the batch now
+        waiting.cancel()
+        assert await asyncio.gather(*others) == [True] * 5
+        assert not await cache.first_use("given:up", REPLAY_TTL_SECONDS)  # it was written
+
+
+async def test_a_database_outage_answers_every_waiting_proof_503_and_recovers(
+    settings_factory: SettingsFactory, holder: Holder, request: pytest.FixtureRequest
+) -> None:
+    from service import create_app
+
+    if request.node.callspec.params["backend"] != "postgresql":
+        pytest.skip("one run on PostgreSQL, behind a proxy that can cut it, is enough")
+    assert PG_URL
+    await reset_postgres(PG_URL)
+    proxy, dsn = await proxy_for(PG_URL)
+    app = create_app(settings_factory(issuer=ISSUER, database_url=dsn))
+    try:
+        async with app.test_app(), client_for(app) as c:
+            access = (await dpop_login(c, holder))["access_token"]
+
+            def fresh() -> dict[str, str]:
+                return {
+                    "Authorization": f"DPoP {access}",
+                    "DPoP": holder.proof("GET", ME_URL, token=access),
+                }
+
+            assert (await c.get("/v1/users/me", headers=fresh())).status_code == 200
+            proxy.cut()
+            answers = await asyncio.gather(
+                *(c.get("/v1/users/me", headers=fresh()) for _ in range(5))
+            )
+            for r in answers:
+                assert r.status_code == 503, r.text
+                assert r.headers["content-type"] == "application/problem+json"
+                assert "Traceback" not in r.text and "asyncpg" not in r.text
+            proxy.restore()
+            deadline = time.monotonic() + 10
+            while True:
+                r = await c.get("/v1/users/me", headers=fresh())
+                if r.status_code == 200 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert r.status_code == 200, r.text
+    finally:
+        await proxy.stop()
 
 
 def served_by(log: Path) -> set[int]:
