@@ -156,3 +156,16 @@ def test_the_middleware_imports_nothing_from_the_api() -> None:
         if module == "service.middleware" or module.startswith("service.middleware."):
             api = sorted(t for t in targets if t == "service.api" or t.startswith("service.api."))
             assert not api, f"{module} imports {', '.join(api)}"
+
+
+MAX_MODULE_LINES = 300
+
+
+def test_no_service_module_is_over_300_lines() -> None:
+    """A module a newcomer can read in one sitting: split it when it grows past this."""
+    long = {
+        str(path.relative_to(ROOT)): count
+        for path in sorted(ROOT.rglob("*.py"))
+        if (count := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}

@@ -75,10 +75,8 @@ def sqlite_files(dsn: str) -> list[Path]:
 
 
 def enable_wal(database: Path, attempts: int = 50) -> None:
-    """Switch a database file to WAL once (WAL is kept in the file). The switch needs an
-    exclusive lock that SQLite may refuse at once, without waiting, while another process
-    starting on the same new file does the same: so retry briefly. Blocking: `open()`
-    runs it in a worker thread."""
+    """Switch a database file to WAL once (kept in the file). SQLite may refuse the switch's
+    lock at once while another process starting on the new file does the same: retry."""
     for attempt in range(attempts):
         try:
             with contextlib.closing(sqlite3.connect(database, timeout=10)) as conn:
@@ -218,10 +216,8 @@ class Database:
             turn.release()
 
     async def write_one(self, statement: Executable, params: list[dict[str, Any]]) -> list[Any]:
-        """One write statement as its own transaction, without BEGIN and COMMIT round
-        trips: SQLite commits a statement run outside a transaction by itself (after
-        this process's turn, as `begin`), PostgreSQL in autocommit. For a statement
-        that is atomic alone (one INSERT deciding by its primary key)."""
+        """One write statement that is atomic alone, without BEGIN and COMMIT round trips:
+        SQLite commits it by itself (after this process's turn), PostgreSQL in autocommit."""
         if self.dialect != "sqlite":
             async with self.read() as conn:
                 return list(await conn.execute(statement, params))

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import OctKey
 
-from service.security.dpop import PROOF_KEYS_KEPT, ProofChecker, ProofRejected, ProofRequest, normalise_uri
+from service.security.dpop import (
+    PROOF_KEYS_KEPT,
+    ProofChecker,
+    ProofRejected,
+    ProofRequest,
+    normalise_uri,
+)
 from service.security.dpop_nonce import NonceKeys
 from service.security.keys import KeyManager
 from tests.support.cli import run_cli
