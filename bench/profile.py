@@ -275,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench")
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the service (PORTCULLIS_REDIS_URL=..., PORTCULLIS_DATABASE_URL=...)",
+    )
+    parser.add_argument(
         "--blocking",
         action="store_true",
         help="pause the worker for each sample (exact stacks; slows it down)",
@@ -289,7 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         with (
             run_server("bare", tmp / "bare", "bench.bare:app", migrate=False) as bare,
-            run_server("service", tmp / "service", "service.asgi:app") as service,
+            run_server(
+                "service",
+                tmp / "service",
+                "service.asgi:app",
+                env=dict(item.split("=", 1) for item in args.set),
+            ) as service,
         ):
             fixture = paths.prepare(service)
             probes = {p.key: p for p in paths.build(bare, service, fixture, QUICK)}
