@@ -169,3 +169,23 @@ def test_no_service_module_is_over_300_lines() -> None:
         if (count := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert long == {}
+
+
+STORE_PLUMBING = {"__init__.py", "db.py", "sqlite_reader.py", "migrations.py", "tables.py"}
+
+
+def test_store_functions_take_the_connection_then_keywords() -> None:
+    """docs/architecture.md: `verb_noun(conn, *, ...)`, where `conn` is a transaction's
+    connection or the `Database` (named `db`)."""
+    wrong = []
+    for path in sorted((ROOT / "store").glob("*.py")):
+        if path.name in STORE_PLUMBING:
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(
+                node, ast.AsyncFunctionDef | ast.FunctionDef
+            ) and not node.name.startswith("_"):
+                positional = [a.arg for a in (*node.args.posonlyargs, *node.args.args)]
+                if positional not in (["conn"], ["db"]) or node.args.vararg is not None:
+                    wrong.append(f"{path.name}:{node.name}{tuple(positional)}")
+    assert wrong == []

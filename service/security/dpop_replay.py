@@ -73,7 +73,7 @@ class ReplayCache:
             self._writing = set(batch)
             try:
                 first = await dpop_proofs.record_first_uses(
-                    self.db, {digest: ttl for digest, (ttl, _) in batch.items()}
+                    self.db, ttls={digest: ttl for digest, (ttl, _) in batch.items()}
                 )
             except Exception as exc:  # the database failed: each waiting request hears so
                 for _, answer in batch.values():
@@ -88,6 +88,7 @@ class ReplayCache:
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + PURGE_SECONDS
                 try:
-                    await dpop_proofs.purge_expired(self.db)
+                    async with self.db.begin() as conn:
+                        await dpop_proofs.purge_expired(conn)
                 except Exception as exc:  # swept next time; the upkeep logs the outage
                     log.warning("dpop.purge_failed", reason=type(exc).__name__)

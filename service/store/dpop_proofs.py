@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .db import Database, now_us
 from .tables import dpop_proofs
@@ -14,7 +15,7 @@ from .tables import dpop_proofs
 MAX_BATCH = 500
 
 
-async def record_first_uses(db: Database, ttls: Mapping[str, int]) -> set[str]:
+async def record_first_uses(db: Database, *, ttls: Mapping[str, int]) -> set[str]:
     """Insert each proof id (`key_hash` → seconds to keep it) in one statement; the ids
     that were not there yet. The primary key decides a race between processes and
     replicas: `ON CONFLICT DO NOTHING ... RETURNING` names only the rows this insert made."""
@@ -31,7 +32,6 @@ async def record_first_uses(db: Database, ttls: Mapping[str, int]) -> set[str]:
     return {row.key_hash for row in await db.write_one(statement, rows)}
 
 
-async def purge_expired(db: Database) -> int:
-    async with db.begin() as conn:
-        result = await conn.execute(delete(dpop_proofs).where(dpop_proofs.c.expires_us < now_us()))
+async def purge_expired(conn: AsyncConnection) -> int:
+    result = await conn.execute(delete(dpop_proofs).where(dpop_proofs.c.expires_us < now_us()))
     return int(result.rowcount or 0)
