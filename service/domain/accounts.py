@@ -52,7 +52,7 @@ async def _own_user(svc: Parts, principal: Principal) -> UserRow:
 async def _check_password(svc: Parts, user: UserRow, password: str, ip: str) -> None:
     """The password grant's budgets and Argon2 check; 429 when spent, 403 when wrong."""
     gate = login_gate(
-        svc.settings.rate_limit_login,
+        svc.settings.login_limits,
         username=user.username,
         ip=ip,
         ipv6_prefix=svc.settings.ipv6_prefix,
