@@ -106,9 +106,11 @@ class Services:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
-        """The file work, off the event loop: the key file (created once, then loaded) and
-        the database (a SQLite file created private, in WAL mode)."""
+        """The file work, off the event loop: the key file (created once, then loaded),
+        the password policy's list of common passwords, and the database (a SQLite file
+        created private, in WAL mode)."""
         await asyncio.to_thread(self.keys.open)
+        await asyncio.to_thread(self.passwords.open)
         await self.db.open()
 
     async def start(self) -> None:
