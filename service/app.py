@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         max_inflight=settings.max_inflight,
         inflight_wait=settings.inflight_wait_seconds,
         max_body_bytes=settings.max_body_bytes,
-        ipv6_prefix=settings.ipv6_prefix,
+        client_keys=svc.client_keys,
     )
     app.asgi_app = gate  # type: ignore[method-assign]
     return app

@@ -32,6 +32,7 @@ from .security.issuer_keys import ExternalIssuers
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
 from .security.passwords import PasswordService
+from .security.proxies import ClientKeys
 from .security.ratelimit import Limiter, RedisEngine
 from .security.tokens import TokenService
 from .signalbus import SignalBus
@@ -77,8 +78,9 @@ class Services:
         self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
         self.denylist = Denylist()
         self.blocks = BlockList()
+        self.client_keys = ClientKeys(settings.ipv6_prefix)
         self.failures = FailureCounter(
-            self.limiter, settings.limits("block"), settings.block_exempt, settings.ipv6_prefix
+            self.limiter, settings.limits("block"), settings.block_exempt, self.client_keys
         )
         self.records = RecordCache()
         self.bus = SignalBus(
