@@ -122,7 +122,9 @@ class ProxyResolver:
         self.header = header
         # Per peer text: (the address as logged and keyed, parsed, a trusted proxy?).
         # Parsing the peer cost more than the rest of the resolution (about 10 µs).
-        self._peers: dict[str, tuple[str, IPAddress | None, bool]] = {}
+        self._peers: BoundedCache[str, tuple[str, IPAddress | None, bool]] = BoundedCache(
+            _MAX_PEERS
+        )
 
     def _peer(self, peer: str) -> tuple[str, IPAddress | None, bool]:
         known = self._peers.get(peer)
@@ -130,9 +132,7 @@ class ProxyResolver:
             peer_ip = parse_ip(peer)
             text = str(peer_ip) if peer_ip is not None else peer or "unknown"
             known = (text, peer_ip, bool(self.trusted) and self.is_trusted(peer_ip))
-            if len(self._peers) >= _MAX_PEERS:
-                self._peers.clear()  # bounded: many distinct peers only cost the parse
-            self._peers[peer] = known
+            self._peers.put(peer, known)  # many distinct peers only cost the parse
         return known
 
     def is_trusted(self, addr: IPAddress | None) -> bool:
