@@ -14,7 +14,6 @@ from .api import admin, auth, notes, openapi, ops, users
 from .api.problems import register_error_handlers
 from .api.responses import PortcullisQuart, use_own_make_response
 from .config import Settings
-from .datadir import secure_data_dir
 from .logging import choose_format, configure_logging, get_logger
 from .metrics import Metrics
 from .middleware import Gate
@@ -30,7 +29,6 @@ log = get_logger("portcullis.app")
 def create_app(settings: Settings | None = None, *, metrics: Metrics | None = None) -> Quart:
     settings = settings or Settings()
     configure_logging(settings.log_level, fmt=choose_format(settings.log_format, settings.env))
-    secure_data_dir(settings)
     app: Quart = PortcullisQuart("service", static_folder=None)
     # Werkzeug answers `//` in a path with a redirect built from the request's Host
     # header; no path here has an empty segment, so there is nothing to redirect to.
@@ -99,7 +97,7 @@ def create_app(settings: Settings | None = None, *, metrics: Metrics | None = No
         max_inflight=settings.max_inflight,
         inflight_wait=settings.inflight_wait_seconds,
         max_body_bytes=settings.max_body_bytes,
-        ipv6_prefix=settings.ipv6_prefix,
+        client_keys=svc.client_keys,
     )
     app.asgi_app = gate  # type: ignore[method-assign]
     return app

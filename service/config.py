@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=2, ge=2)
     argon2_parallelism: int = Field(default=1, ge=1)
     _issuers: tuple[IssuerConfig, ...] = PrivateAttr(default=())
+    _login_limits: tuple[Limit, Limit] = PrivateAttr()  # set by `_parse_login_limits`
 
     @field_validator("env", "log_level", mode="before")
     @classmethod
@@ -186,6 +187,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _parse_login_limits(self) -> Settings:
+        """`RATE_LIMIT_LOGIN` parsed once, here (checked above to hold exactly two)."""
+        pair, ceiling = parse_limits(self.rate_limit_login)
+        self._login_limits = (pair, ceiling)
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
         """Every unsafe combination at once, one line each, naming the variable to change."""
         problems = unsafe_problems(self)
@@ -205,6 +213,11 @@ class Settings(BaseSettings):
     def issuers(self) -> tuple[IssuerConfig, ...]:
         """The entries of `PORTCULLIS_TRUSTED_ISSUERS` (empty when unset)."""
         return self._issuers
+
+    @property
+    def login_limits(self) -> tuple[Limit, Limit]:
+        """`RATE_LIMIT_LOGIN`: the (account, address) budget and the account-wide ceiling."""
+        return self._login_limits
 
     @property
     def pool_size(self) -> int:

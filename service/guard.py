@@ -13,6 +13,7 @@ from quart import Quart, Response, current_app, g, request
 
 from .api.current import announced_limits
 from .api.declared import limits_for
+from .cache import BoundedCache
 from .context import Outcome, outcome_of
 from .errors import BadRequest, ClientBlocked, Forbidden, OAuthError, TooManyRequests
 from .logging import get_logger, security_event
@@ -88,9 +89,13 @@ def _with_announced(decision: Decision | None, announced: Decision) -> Decision:
 
 def install(app: Quart, svc: Services) -> None:
     """Register the request hooks, bound to this app's parts (no look-up per request)."""
+    # Each route's declared limits, looked up on its first request (one entry per route).
     limits_cache: dict[str | None, list[NamedLimit] | None] = {}
-    # The checks of (endpoint, principal, address): the same few objects every request.
-    checks_cache: dict[tuple[str | None, str | None, str], list[Check]] = {}
+    # The checks of (endpoint, principal, address): the same few objects every request;
+    # a miss only rebuilds a few small objects.
+    checks_cache: BoundedCache[tuple[str | None, str | None, str], list[Check]] = BoundedCache(
+        _MAX_CHECK_SETS
+    )
 
     async def before_request() -> None:
         # Each `request.x` through Quart's proxy costs a context look-up: resolve it once.
@@ -130,9 +135,7 @@ def install(app: Quart, svc: Services) -> None:
         checks = checks_cache.get((endpoint, sub, ip))
         if checks is None:
             checks = _checks(limits, sub, svc.failures.key(ip))
-            if len(checks_cache) >= _MAX_CHECK_SETS:
-                checks_cache.clear()  # bounded; a miss only rebuilds a few small objects
-            checks_cache[(endpoint, sub, ip)] = checks
+            checks_cache.put((endpoint, sub, ip), checks)
         decision = await svc.limiter.check(checks)
         outcome.ratelimit = decision  # the RateLimit fields (middleware/request_context)
         if not decision.allowed:

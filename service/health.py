@@ -92,8 +92,10 @@ class Health:
         try:
             if self.migrate_on_start:
                 await migrations.migrate(self.db)
-            elif await migrations.current_version(self.db) < migrations.latest_version():
-                log.error("database.schema_behind", expected=migrations.latest_version())
+            elif await migrations.current_version(self.db) < (
+                latest := migrations.latest_version()
+            ):
+                log.error("database.schema_behind", expected=latest)
                 return
         except Exception as exc:
             log.error(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -38,7 +37,6 @@ def _suspect(value: str) -> bool:
 _SAFE_KEYS = frozenset({"event", "reason", "token_type_hint", "grant_type"})
 
 
-@lru_cache(maxsize=1024)
 def _secret_key(key: str) -> bool:
     return key not in _SAFE_KEYS and _SECRET_KEYS.search(key) is not None
 

@@ -7,8 +7,9 @@ policy (domain/abuse.py). Every cache of the request path is created and held he
 by a part held here), on the one cache type of `cache.py`.
 
 Constructing a `Services` touches nothing outside memory. `open` does the file and
-database work (the key file, the SQLite file); `start` (in `before_serving`) opens and
-starts the jobs, `stop` (in `after_serving`) ends them.
+database work (the data directory, the key file, the common-password list, the SQLite
+file); `start` (in `before_serving`) opens and starts the jobs, `stop` (in
+`after_serving`) ends them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 from typing import Any
 
 from .config import Settings
+from .datadir import log_tightened, secure_data_dir
 from .domain import disabled
 from .domain.abuse import AbusePolicy
 from .domain.records import RecordCache
@@ -32,6 +34,7 @@ from .security.issuer_keys import ExternalIssuers
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
 from .security.passwords import PasswordService
+from .security.proxies import ClientKeys
 from .security.ratelimit import Limiter, RedisEngine
 from .security.tokens import TokenService
 from .signalbus import SignalBus
@@ -77,8 +80,9 @@ class Services:
         self.limiter = Limiter(RedisEngine(self.redis) if self.redis is not None else None)
         self.denylist = Denylist()
         self.blocks = BlockList()
+        self.client_keys = ClientKeys(settings.ipv6_prefix)
         self.failures = FailureCounter(
-            self.limiter, settings.limits("block"), settings.block_exempt, settings.ipv6_prefix
+            self.limiter, settings.limits("block"), settings.block_exempt, self.client_keys
         )
         self.records = RecordCache()
         self.bus = SignalBus(
@@ -106,9 +110,13 @@ class Services:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
-        """The file work, off the event loop: the key file (created once, then loaded) and
-        the database (a SQLite file created private, in WAL mode)."""
+        """The file work, off the event loop: the data directory (created 0700, an older
+        install's files tightened, which is logged), the key file (created once, then
+        loaded), the password policy's list of common passwords, and the database (a
+        SQLite file created private, in WAL mode)."""
+        log_tightened(await asyncio.to_thread(secure_data_dir, self.settings))
         await asyncio.to_thread(self.keys.open)
+        await asyncio.to_thread(self.passwords.open)
         await self.db.open()
 
     async def start(self) -> None:

@@ -1,13 +1,12 @@
-"""The service's version: the installed distribution's (pyproject.toml), read once, never
-a copy of it (`--version`, the OpenAPI document)."""
+"""The service's version: the installed distribution's (pyproject.toml), never a copy of
+it (`--version`, the app's OpenAPI document). Read where it is used, a few times per
+process at most."""
 
 from __future__ import annotations
 
-from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 
-@cache
 def package_version() -> str:
     try:
         return version("portcullis")

@@ -2,13 +2,15 @@
 database work is done by an explicit `open()` (`Services.start` runs it).
 
 Run in a data folder that does not exist, with the key file and the database inside it:
-after construction the folder is still absent; after `open()` both files are there."""
+after construction (of the parts, of `Services`, of the whole app) the folder is still
+absent; after `open()` it is there, private, with both files."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from service import create_app
 from service.config import Settings
 from service.metrics import Metrics
 from service.security.keys import KeyManager
@@ -33,6 +35,14 @@ def test_constructing_touches_no_file(tmp_path: Path) -> None:
     assert not missing.exists() and _tree(tmp_path) == []
 
 
+def test_creating_the_app_touches_no_file(tmp_path: Path) -> None:
+    """`create_app` builds; the data folder is made (and an older one tightened) by
+    `Services.open` at start-up."""
+    missing = tmp_path / "absent" / "data"
+    create_app(_settings(missing))
+    assert not missing.exists() and _tree(tmp_path) == []
+
+
 def test_constructing_in_an_unwritable_folder_changes_nothing(tmp_path: Path) -> None:
     """A folder that refuses writes: construction neither fails nor writes (root ignores
     the mode, so the listing before and after is what is compared)."""
@@ -52,6 +62,7 @@ async def test_open_does_the_file_work(tmp_path: Path) -> None:
     svc = Services(_settings(data), Metrics())
     try:
         await svc.open()
+        assert data.stat().st_mode & 0o777 == 0o700
         assert svc.settings.keys_file.stat().st_mode & 0o777 == 0o600
         database = data / "portcullis.db"
         assert database.stat().st_mode & 0o777 == 0o600

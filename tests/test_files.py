@@ -77,22 +77,25 @@ async def test_older_install_is_tightened_and_logged(
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         capsys.readouterr()
         app = create_app(settings)
-        for path in loose:
-            assert mode(path) == (0o700 if path.is_dir() else 0o600), path
-        records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x[:1] == "{"]
-        logged = {
-            r["file"]: (r["old_mode"], r["new_mode"], r["level"])
-            for r in records
-            if r["event"] == "files.permissions_tightened"
-        }
-        for path in loose:
-            old = "0o755" if path.is_dir() else "0o644"
-            new = "0o700" if path.is_dir() else "0o600"
-            assert logged[str(path)] == (old, new, "WARNING"), logged
-        async with app.test_app(), client_for(app) as c:
+        async with app.test_app(), client_for(app) as c:  # start-up tightens (Services.open)
+            for path in loose:
+                assert mode(path) == (0o700 if path.is_dir() else 0o600), path
+            out = capsys.readouterr().out
+            records = [json.loads(x) for x in out.splitlines() if x[:1] == "{"]
+            logged = {
+                r["file"]: (r["old_mode"], r["new_mode"], r["level"])
+                for r in records
+                if r["event"] == "files.permissions_tightened"
+            }
+            for path in loose:
+                old = "0o755" if path.is_dir() else "0o644"
+                new = "0o700" if path.is_dir() else "0o600"
+                assert logged[str(path)] == (old, new, "WARNING"), logged
             await user_token(c, "still-works")
         capsys.readouterr()
-        create_app(settings)  # nothing left to tighten: nothing logged
+        again = create_app(settings)
+        async with again.test_app():  # nothing left to tighten: nothing logged
+            pass
         assert "files.permissions_tightened" not in capsys.readouterr().out
     finally:
         holder.close()

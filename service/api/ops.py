@@ -20,7 +20,7 @@ from ..security.headers import DOCS_CSP
 from ..security.ratelimit import named_limits
 from .current import services
 from .documented import responds
-from .openapi_document import DocumentCache
+from .openapi_document import LazyDocument
 from .responses import no_content
 
 DOCS_HTML = """<!doctype html>
@@ -44,7 +44,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
     metrics_allow = tuple(settings.metrics_allow)
     docs_dir = Path(swagger_ui_path)
     docs_files = {name: (docs_dir / name).read_bytes() for name in _DOCS_FILES}  # start-up I/O
-    openapi_document = DocumentCache()
+    openapi_document = LazyDocument()  # this app's, built on the first request
 
     @bp.get("/healthz")
     @rate_exempt

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..errors import Conflict, Forbidden, InactivePrincipal, TooManyRequests, ValidationFailed
 from ..logging import security_event
-from ..security.passwords import password_problems
 from ..security.tokens import LEEWAY_SECONDS, Principal
 from ..store import accounts as account_store
 from ..store import audit, sessions
@@ -31,8 +30,8 @@ class Operator(Accounts, Signalling, Protocol):
     """The command line's reset: a database, a password hasher and the signal bus."""
 
 
-def _weak(password: str, username: str, field: str) -> None:
-    problems = password_problems(password, username)
+async def _weak(svc: Accounts, password: str, username: str, field: str) -> None:
+    problems = await svc.passwords.problems(password, username)
     if problems:
         raise ValidationFailed(
             errors=[{"loc": ["body", field], "msg": f"password {p}"} for p in problems]
@@ -52,7 +51,7 @@ async def _own_user(svc: Parts, principal: Principal) -> UserRow:
 async def _check_password(svc: Parts, user: UserRow, password: str, ip: str) -> None:
     """The password grant's budgets and Argon2 check; 429 when spent, 403 when wrong."""
     gate = login_gate(
-        svc.settings.rate_limit_login,
+        svc.settings.login_limits,
         username=user.username,
         ip=ip,
         ipv6_prefix=svc.settings.ipv6_prefix,
@@ -97,7 +96,7 @@ async def change_password(
     """The caller's own password: every other session of the user is revoked, the
     caller's stays."""
     user = await _own_user(svc, principal)
-    _weak(new, user.username, "new_password")
+    await _weak(svc, new, user.username, "new_password")
     await _check_password(svc, user, current, ip)
     new_hash = await svc.passwords.hash(new)
     async with svc.db.begin() as conn:
@@ -133,7 +132,7 @@ async def reset_password(svc: Operator, *, username: str, new: str, actor: str) 
     user = await user_store.get_user_by_name(svc.db, username=username)
     if user is None:
         raise LookupError(username)
-    _weak(new, user.username, "password")
+    await _weak(svc, new, user.username, "password")
     new_hash = await svc.passwords.hash(new)
     async with svc.db.begin() as conn:
         if await user_store.get_user(conn, user_id=user.id, lock=True) is None:

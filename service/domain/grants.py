@@ -84,7 +84,7 @@ async def password_grant(
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required.")
     gate = login_gate(
-        svc.settings.rate_limit_login,
+        svc.settings.login_limits,
         username=username,
         ip=ip,
         ipv6_prefix=svc.settings.ipv6_prefix,

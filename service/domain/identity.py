@@ -13,7 +13,6 @@ from typing import Any
 
 from ..errors import Conflict, InactivePrincipal, OAuthError, ValidationFailed
 from ..models.users import ALL_SCOPES, ClientCreated, ClientPublic, UserPublic
-from ..security.passwords import password_problems
 from ..security.tokens import LEEWAY_SECONDS, Principal, TokenRejected
 from ..store import audit, sessions
 from ..store import signals as signal_store
@@ -48,7 +47,7 @@ def narrow_scope(requested: str | None, allowed: frozenset[str]) -> frozenset[st
 async def register(
     svc: Accounts, *, username: str, password: str, role: str = "user", ip: str | None = None
 ) -> UserRow:
-    problems = password_problems(password, username)
+    problems = await svc.passwords.problems(password, username)
     if problems:
         raise ValidationFailed(
             errors=[{"loc": ["body", "password"], "msg": f"password {p}"} for p in problems]

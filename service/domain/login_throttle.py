@@ -28,9 +28,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 
-from ..config import Limit, parse_limits
+from ..config import Limit
 from ..security.proxies import client_key
 from ..security.ratelimit import Check, Decision, Limiter
 
@@ -57,15 +56,11 @@ class Verdict:
         return Decision(allowed=self.allowed, retry_after=self.retry_after, states=[self.state])
 
 
-@lru_cache(maxsize=4)
-def login_limits(setting: str) -> tuple[Limit, Limit]:
-    """`PAIR;CEILING` parsed once (the setting is validated to hold exactly two)."""
-    pair, ceiling = parse_limits(setting)
-    return pair, ceiling
-
-
-def login_gate(setting: str, *, username: str, ip: str, ipv6_prefix: int) -> LoginGate:
-    pair, ceiling = login_limits(setting)
+def login_gate(
+    limits: tuple[Limit, Limit], *, username: str, ip: str, ipv6_prefix: int
+) -> LoginGate:
+    """The checks of one attempt; `limits` is `Settings.login_limits` (PAIR, CEILING)."""
+    pair, ceiling = limits
     account = hashlib.sha256(username.lower().encode()).hexdigest()
     net = client_key(ip, ipv6_prefix)
     return LoginGate(

@@ -31,7 +31,7 @@ import time
 from .. import tracing
 from ..context import OUTCOME, Outcome, current_request
 from ..metrics import Metrics
-from ..security.proxies import ProxyResolver, client_key
+from ..security.proxies import ClientKeys, ProxyResolver
 from . import body, target, websocket
 from .asgi import PROBES, ASGIApp, Message, Receive, Scope, Send
 from .inflight import Slots
@@ -50,7 +50,7 @@ class Gate:
         max_inflight: int,
         inflight_wait: float,
         max_body_bytes: int,
-        ipv6_prefix: int = 64,
+        client_keys: ClientKeys,
     ) -> None:
         self.app = app
         self.resolver = resolver
@@ -59,7 +59,7 @@ class Gate:
         self.slots = Slots(max_inflight, inflight_wait)
         metrics.in_flight_limit.set(max_inflight)  # the cap beside the gauge (alerts)
         self.max_body_bytes = max_body_bytes
-        self.ipv6_prefix = ipv6_prefix
+        self.client_keys = client_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -109,7 +109,7 @@ class Gate:
                 return
             # 4. in-flight cap
             probe = path in PROBES
-            key = "" if probe else client_key(facts.client_ip, self.ipv6_prefix)
+            key = "" if probe else self.client_keys(facts.client_ip)
             if not probe and not await self.slots.enter(key, send_with_headers):
                 return
             try:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from ..config import Limit
-from .proxies import Network, client_key, parse_ip
+from .proxies import ClientKeys, Network, parse_ip
 from .ratelimit import Check, Limiter
 
 
@@ -79,16 +79,16 @@ class FailureCounter:
         limiter: Limiter,
         limits: Sequence[Limit],
         exempt: Sequence[Network],
-        ipv6_prefix: int = 64,
+        client_keys: ClientKeys,
     ):
         self.limiter = limiter
         self.limits = tuple(limits)
         self.exempt = tuple(exempt)
-        self.ipv6_prefix = ipv6_prefix
+        self.client_keys = client_keys
 
     def key(self, ip: str) -> str:
         """What limits, failure counts and blocks of `ip` are keyed by."""
-        return client_key(ip, self.ipv6_prefix)
+        return self.client_keys(ip)
 
     def is_exempt(self, ip: str) -> bool:
         addr = parse_ip(ip)

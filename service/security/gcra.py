@@ -76,7 +76,12 @@ def _evaluate(
 
 
 class MemoryEngine:
-    """Per-process GCRA with a bounded LRU of keys (old keys are evicted first)."""
+    """Per-process GCRA with a bounded LRU of keys (old keys are evicted first).
+
+    The limiter's state, not a cache (held by the `Limiter` that `Services` holds): a
+    dropped entry cannot be recomputed and gives its key a fresh budget, so expired
+    entries go first and live ones only beyond `max_keys`, least recently used first
+    (docs/architecture.md, "One cache type")."""
 
     def __init__(self, max_keys: int = 100_000) -> None:
         self.max_keys = max_keys

@@ -1,11 +1,12 @@
-"""Each external issuer's key set: discovered or configured JWKS, cached and refreshed in
+"""Each external issuer's key set: discovered or configured JWKS, kept and refreshed in
 the background, and at most one `kid`-triggered refresh per issuer every 30 s.
 
-Keys are cached per issuer and refreshed in the background (Cache-Control `max-age`,
-kept within 1 minute..1 day; 5 minutes without one). While the provider is unreachable,
-the cached keys keep working. An unknown `kid` may trigger one refresh per issuer every
-30 s, awaited for at most a few seconds: the only time a request waits on the network,
-so a flood of made-up `kid`s never becomes a flood of fetches.
+Each issuer's last fetched key set (`FetchedKeys`, one value, swapped whole) is refreshed
+in the background (Cache-Control `max-age`, kept within 1 minute..1 day; 5 minutes
+without one). While the provider is unreachable, the last fetched keys keep working. An
+unknown `kid` may trigger one refresh per issuer every 30 s, awaited for at most a few
+seconds: the only time a request waits on the network, so a flood of made-up `kid`s
+never becomes a flood of fetches.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ _DISCOVERY = ("/.well-known/openid-configuration", "/.well-known/oauth-authoriza
 
 
 @dataclass(frozen=True)
-class KeyCache:
-    """One fetched key set: swapped whole on refresh."""
+class FetchedKeys:
+    """One fetched key set: swapped whole on refresh; `expires` says when to fetch again."""
 
     keys: KeySet
     kids: frozenset[str]
@@ -49,7 +50,7 @@ class IssuerKeys:
         self.config = config
         self.metrics = metrics
         self.fetcher = fetcher or Fetcher(config.ca_file)
-        self.cache: KeyCache | None = None
+        self.fetched: FetchedKeys | None = None
         self.state = "pending"  # pending → ok | unavailable
         self.fetches = 0
         self._jwks_uri = config.jwks_uri
@@ -79,7 +80,7 @@ class IssuerKeys:
         raise FetchError(failure)
 
     async def refresh(self) -> bool:
-        """Fetch the key set now; keep the cached one on failure. True on success."""
+        """Fetch the key set now; keep the last one on failure. True on success."""
         async with self._lock:
             self.fetches += 1
             try:
@@ -90,7 +91,7 @@ class IssuerKeys:
             except (FetchError, ValueError, JoseError) as exc:
                 self._set_state("unavailable", reason=str(exc) or type(exc).__name__)
                 return False
-            self.cache = KeyCache(
+            self.fetched = FetchedKeys(
                 keys=KeySet.import_key_set({"keys": keys}),
                 kids=frozenset(str(k["kid"]) for k in keys if "kid" in k),
                 expires=time.monotonic() + cache_seconds,
@@ -110,21 +111,21 @@ class IssuerKeys:
         self.state = state
 
     async def run(self) -> None:
-        """Background upkeep: refresh when the cache expires; back off on failure."""
+        """Background upkeep: refresh when the fetched keys expire; back off on failure."""
         backoff = 5.0
         while True:
-            if await self.refresh() and self.cache is not None:
+            if await self.refresh() and self.fetched is not None:
                 backoff = 5.0
-                await asyncio.sleep(max(1.0, self.cache.expires - time.monotonic()))
+                await asyncio.sleep(max(1.0, self.fetched.expires - time.monotonic()))
             else:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
 
     async def key_set_for(self, kid: str | None) -> KeySet | None:
         """The key set holding `kid`: refreshes once per FORCED_REFRESH_SECONDS at most."""
-        cache = self.cache
-        if cache is not None and (kid is None or kid in cache.kids):
-            return cache.keys
+        fetched = self.fetched
+        if fetched is not None and (kid is None or kid in fetched.kids):
+            return fetched.keys
         now = time.monotonic()
         if now - self._last_forced < FORCED_REFRESH_SECONDS:
             return None
@@ -132,9 +133,9 @@ class IssuerKeys:
         self.forced = asyncio.create_task(self.refresh(), name="portcullis-issuer-refresh")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.forced), FORCED_WAIT_SECONDS)
-        cache = self.cache
-        if cache is not None and (kid is None or kid in cache.kids):
-            return cache.keys
+        fetched = self.fetched
+        if fetched is not None and (kid is None or kid in fetched.kids):
+            return fetched.keys
         return None
 
 

@@ -18,7 +18,6 @@ import secrets
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from importlib import resources
 
 from argon2 import PasswordHasher
@@ -57,6 +56,21 @@ class PasswordService:
             initializer=yield_to_requests,
         )
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self._common: frozenset[str] | None = None  # the policy's list, read by `open`
+
+    def open(self) -> None:
+        """Read the policy's list of common passwords from the package, once (file I/O:
+        `Services.open` runs it off the event loop)."""
+        if self._common is None:
+            self._common = read_common_passwords()
+
+    async def problems(self, password: str, username: str) -> list[str]:
+        """What the password policy has against `password` (`password_problems`). A
+        caller that did not `open` (the command line) has the list read now, in a thread."""
+        common = self._common
+        if common is None:
+            common = self._common = await asyncio.to_thread(read_common_passwords)
+        return password_problems(password, username, common)
 
     async def _run(self, fn: object, *args: str) -> object:
         loop = asyncio.get_running_loop()
@@ -85,20 +99,20 @@ class PasswordService:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-@lru_cache(maxsize=1)
-def common_passwords() -> frozenset[str]:
+def read_common_passwords() -> frozenset[str]:
+    """The package's list of common passwords, lower-cased (reads a file)."""
     text = resources.files("service.security").joinpath("common-passwords.txt").read_text()
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
 
 
-def password_problems(password: str, username: str) -> list[str]:
-    """The policy of the contract: 12..128 characters, not common, not the username;
-    and not made of repeats and sequences."""
+def password_problems(password: str, username: str, common: frozenset[str]) -> list[str]:
+    """The policy of the contract: 12..128 characters, not in `common`, not the
+    username; and not made of repeats and sequences."""
     problems = []
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
         problems.append(f"must be {MIN_LENGTH} to {MAX_LENGTH} characters long")
     lowered = password.lower()
-    if lowered in common_passwords():
+    if lowered in common:
         problems.append("is a commonly used password")
     if username and username.lower() in lowered and len(username) >= max(3, len(lowered) // 2):
         problems.append("must not be (or be built from) the username")

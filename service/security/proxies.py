@@ -12,13 +12,16 @@ every URL the service builds starts with the issuer.
 
 `client_key` maps an address to the key of limits, failure counts and blocks: IPv4 as
 is, IPv6 as its network of `PORTCULLIS_IPV6_PREFIX` bits (one subscriber's allocation).
+The request path asks through `ClientKeys`, which remembers the keys of the addresses
+seen lately (working out an IPv6 network costs more than the rest of the gate's work).
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
+
+from ..cache import BoundedCache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -41,7 +44,6 @@ def parse_ip(text: str) -> IPAddress | None:
     return addr
 
 
-@functools.lru_cache(maxsize=8192)
 def client_key(ip: str, ipv6_prefix: int) -> str:
     """`ip` as the key of limits, failure counts and blocks: an IPv4 address as is, an
     IPv6 address as its `/ipv6_prefix` network (`2001:db8:1:2::/64`), anything else as is."""
@@ -49,6 +51,28 @@ def client_key(ip: str, ipv6_prefix: int) -> str:
     if isinstance(addr, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((addr, ipv6_prefix), strict=False))
     return str(addr) if addr is not None else ip
+
+
+MAX_CLIENT_KEYS = 8192
+
+
+class ClientKeys:
+    """`client_key` with this service's prefix length, for the request path: the keys of
+    the last `max_entries` addresses are remembered (`cache.BoundedCache`). Created and
+    held by `Services`; the gate and the failure counter ask it."""
+
+    __slots__ = ("_keys", "ipv6_prefix")
+
+    def __init__(self, ipv6_prefix: int, max_entries: int = MAX_CLIENT_KEYS) -> None:
+        self.ipv6_prefix = ipv6_prefix
+        self._keys: BoundedCache[str, str] = BoundedCache(max_entries)
+
+    def __call__(self, ip: str) -> str:
+        key = self._keys.get(ip)
+        if key is None:
+            key = client_key(ip, self.ipv6_prefix)
+            self._keys.put(ip, key)
+        return key
 
 
 def block_key(text: str, ipv6_prefix: int) -> str | None:
@@ -98,7 +122,9 @@ class ProxyResolver:
         self.header = header
         # Per peer text: (the address as logged and keyed, parsed, a trusted proxy?).
         # Parsing the peer cost more than the rest of the resolution (about 10 µs).
-        self._peers: dict[str, tuple[str, IPAddress | None, bool]] = {}
+        self._peers: BoundedCache[str, tuple[str, IPAddress | None, bool]] = BoundedCache(
+            _MAX_PEERS
+        )
 
     def _peer(self, peer: str) -> tuple[str, IPAddress | None, bool]:
         known = self._peers.get(peer)
@@ -106,9 +132,7 @@ class ProxyResolver:
             peer_ip = parse_ip(peer)
             text = str(peer_ip) if peer_ip is not None else peer or "unknown"
             known = (text, peer_ip, bool(self.trusted) and self.is_trusted(peer_ip))
-            if len(self._peers) >= _MAX_PEERS:
-                self._peers.clear()  # bounded: many distinct peers only cost the parse
-            self._peers[peer] = known
+            self._peers.put(peer, known)  # many distinct peers only cost the parse
         return known
 
     def is_trusted(self, addr: IPAddress | None) -> bool:

@@ -22,7 +22,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import lru_cache
 from typing import TypeVar
 
 from quart_rate_limiter import RateLimit
@@ -73,9 +72,8 @@ def named_limits(name: str, limits: Sequence[Limit], key_kind: str) -> list[Rate
     return out
 
 
-@lru_cache(maxsize=256)
 def _policy_field(policies: tuple[tuple[str, int, int], ...]) -> bytes:
-    """`RateLimit-Policy`, built once per set of limits (it depends on nothing else)."""
+    """`RateLimit-Policy`: each limit's name, quota and window."""
     return ", ".join(f'"{n}";q={c};w={w}' for n, c, w in policies).encode()
 
 
@@ -95,7 +93,6 @@ def header_fields(decision: Decision) -> list[tuple[bytes, bytes]]:
     ]
 
 
-@lru_cache(maxsize=4096)
 def _share(check: Check, share: int) -> Check:
     """This process's share of a limit while Redis is down."""
     if share <= 1:

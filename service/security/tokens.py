@@ -28,6 +28,7 @@ from authlib.oauth2.rfc9068.claims import JWTAccessTokenClaims
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
 
+from ..cache import BoundedCache
 from .keys import ALGORITHM, ALGORITHMS, KeyManager
 
 LEEWAY_SECONDS = 60
@@ -99,8 +100,9 @@ class TokenService:
         self.audience = audience
         self.access_ttl = access_ttl
         self._validator = _Validator(keys, issuer, audience)
-        # sha256(token) → (principal, kid) of tokens verified before, oldest first
-        self._verified: dict[bytes, tuple[Principal, str]] = {}
+        # sha256(token) → (principal, kid) of tokens verified before; no TTL of its own:
+        # `verify` checks each hit against the token's `exp` and the published keys
+        self._verified: BoundedCache[bytes, tuple[Principal, str]] = BoundedCache(MAX_CACHED_TOKENS)
 
     def issue(
         self,
@@ -145,11 +147,9 @@ class TokenService:
             principal, kid = hit
             if time.time() <= principal.exp + LEEWAY_SECONDS and kid in self.keys.ring.kids:
                 return principal
-            del self._verified[digest]
+            self._verified.pop(digest)
         principal, kid = self._verify(token)
-        if len(self._verified) >= MAX_CACHED_TOKENS:
-            del self._verified[next(iter(self._verified))]  # the oldest entry
-        self._verified[digest] = (principal, kid)
+        self._verified.put(digest, (principal, kid))  # when full, the oldest entry goes
         return principal
 
     def _verify(self, token: str) -> tuple[Principal, str]:

@@ -14,7 +14,6 @@ that earlier release, restarted during a rolling upgrade, still finds its versio
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,7 +163,6 @@ async def current_version(db: Database) -> int:
         return await conn.run_sync(_database_revision)
 
 
-@functools.cache
 def latest_version() -> int:
-    """This code's newest revision number."""
+    """This code's newest revision number (reads the revision scripts)."""
     return int(ScriptDirectory(str(SCRIPTS)).get_current_head() or 0)

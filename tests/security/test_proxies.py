@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service import create_app
-from service.security.proxies import ProxyResolver, block_key, client_key
+from service.security.proxies import ClientKeys, ProxyResolver, block_key, client_key
 from tests.conftest import bearer, client_for, make_admin
 
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
@@ -110,6 +110,16 @@ def test_scheme_only_from_trusted_proxy_and_its_own_header() -> None:
 def test_forwarded_http_never_downgrades_tls(header: str) -> None:
     headers = [("X-Forwarded-Proto", "http"), ("Forwarded", "for=198.51.100.9;proto=http")]
     assert resolve("10.0.0.1", headers, header=header, scheme="https")[1] == "https"
+
+
+def test_client_keys_remember_a_bounded_number_of_addresses() -> None:
+    """The request path's `ClientKeys` answers as `client_key` does, for its prefix, and
+    keeps at most `max_entries` answers (the oldest goes)."""
+    keys = ClientKeys(56, max_entries=2)
+    addresses = ["2001:db8:1:2ff::1", "203.0.113.5", "::ffff:203.0.113.5", "unknown"]
+    for ip in addresses + addresses:
+        assert keys(ip) == client_key(ip, 56)
+    assert len(keys._keys) == 2
 
 
 def test_client_key_by_ipv6_prefix() -> None:
