@@ -24,9 +24,10 @@ def build_document(app: Quart) -> Document:
 
 
 class LazyDocument:
-    """The app's document, built on first use, in a worker thread (about 50 ms of CPU
-    that would otherwise stall the event loop); concurrent first requests wait for that
-    one build. One per app: made by `ops.make_blueprint`, held by its route."""
+    """The app's document, built on first use, in a worker thread (tens of milliseconds
+    of CPU that would otherwise stall the event loop; bench/PROFILE.md); concurrent first
+    requests wait for that one build. One per app: made by `ops.make_blueprint`, held by
+    its route."""
 
     def __init__(self) -> None:
         self._document: Document | None = None

@@ -121,7 +121,7 @@ class ProxyResolver:
         self.trusted = tuple(trusted)
         self.header = header
         # Per peer text: (the address as logged and keyed, parsed, a trusted proxy?).
-        # Parsing the peer cost more than the rest of the resolution (about 10 µs).
+        # Parsing the peer costs more than the rest of the resolution (bench/PROFILE.md).
         self._peers: BoundedCache[str, tuple[str, IPAddress | None, bool]] = BoundedCache(
             _MAX_PEERS
         )

@@ -240,13 +240,15 @@ def test_a_proof_replayed_on_another_worker_is_refused(tmp_path: Path, with_redi
                 f"{server.url}/v1/auth/register", json={"username": "alice", "password": PASSWORD}
             )
             assert r.status_code == 201
-        statuses = []
-        for _ in range(6):
+        statuses: list[int] = []
+        # at least 6 proofs, and on until both workers have answered (the kernel picks
+        # the worker of each new connection, so a busy machine may favour one for a while)
+        while len(statuses) < 18 or (len(served_by(server.log)) < 2 and len(statuses) < 90):
             proof = holder.proof("POST", token_url)
             for _ in range(3):  # the same proof three times, each on a new connection
                 with fresh() as c:
                     statuses.append(
                         c.post(token_url, data=FORM, headers={"DPoP": proof}).status_code
                     )
-        assert statuses == [200, 400, 400] * 6
+        assert statuses == [200, 400, 400] * (len(statuses) // 3)
         assert len(served_by(server.log)) == 2, "every request was served by one worker"
