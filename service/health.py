@@ -27,7 +27,7 @@ from .security.denylist import Denylist
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
 from .security.ratelimit import Limiter
-from .store import idempotency, migrations
+from .store import dpop_proofs, idempotency, migrations
 from .store import signals as signal_store
 from .store.db import Database
 from .workers import live_workers
@@ -224,3 +224,4 @@ class Health:
                     async with self.db.begin() as conn:
                         await signal_store.purge_expired(conn)
                         await idempotency.purge_expired(conn)
+                        await dpop_proofs.purge_expired(conn)

@@ -30,6 +30,7 @@ from .redisclient import make_client, warm_up
 from .security.blocking import BlockList, FailureCounter
 from .security.denylist import Denylist
 from .security.dpop_gate import build_gate
+from .security.dpop_replay import ReplayCache
 from .security.issuer_keys import ExternalIssuers
 from .security.keyconsensus import KeyConsensus
 from .security.keys import KeyManager
@@ -68,10 +69,10 @@ class Services:
             if settings.trusted_issuers is not None
             else None
         )
+        self.replays = ReplayCache(self.db, self.redis)
         self.dpop = build_gate(
             issuer=settings.issuer,
-            db=self.db,
-            redis=self.redis,
+            replay=self.replays,
             keys=self.keys,
             metrics=self.metrics,
             nonce=settings.dpop_nonce,
@@ -148,6 +149,7 @@ class Services:
         if self._tasks:  # bounded: a client library must not hold the shutdown up
             await asyncio.wait(self._tasks, timeout=2.0)
         self._tasks = []
+        await self.replays.close()  # the last batch of proofs, before the database goes
         await self.limiter.close()
         if self.external is not None:
             await self.external.stop()

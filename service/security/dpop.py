@@ -156,13 +156,26 @@ class ProofChecker:
     ) -> None:
         origin = urlsplit(issuer)
         self._base = f"{origin.scheme}://{origin.netloc}{origin.path.rstrip('/')}"
+        if normalise_uri(self._base + "/") is None:
+            raise ValueError(f"the issuer {issuer!r} is not an http(s) URL")
         self.replay = replay
         self.nonces = nonces
         self.require_nonce = require_nonce
         self._keys: BoundedCache[str, _ProofKey] = BoundedCache(PROOF_KEYS_KEPT)
 
     def expected_htu(self, path: str) -> str | None:
-        return normalise_uri(self._base + path)
+        """The request's URL under the issuer, normalised; None for a request target that
+        is not a path (it would extend the issuer's host)."""
+        return normalise_uri(self._base + path) if path.startswith("/") else None
+
+    def _same_uri(self, htu: str, path: str) -> bool:
+        """`htu` names the request's URL under the issuer, after normalisation. The same
+        text as the URL (what clients send) normalises alike by definition, and, behind a
+        path starting with `/`, to a valid URL: no need to normalise either then."""
+        if path.startswith("/") and htu == self._base + path:
+            return True
+        expected = self.expected_htu(path)
+        return expected is not None and normalise_uri(htu) == expected
 
     async def check(
         self, request: ProofRequest, *, access_token: str | None, jkt: str | None, now: float
@@ -216,8 +229,7 @@ class ProofChecker:
         if claims.get("htm") != request.method:
             raise ProofRejected("bad_method")
         htu = claims.get("htu")
-        expected = self.expected_htu(request.path)
-        if not isinstance(htu, str) or expected is None or normalise_uri(htu) != expected:
+        if not isinstance(htu, str) or not self._same_uri(htu, request.path):
             raise ProofRejected("bad_uri")
         iat = claims.get("iat")
         if (

@@ -112,14 +112,13 @@ def token_error(exc: ProofRejected) -> OAuthError:
 
 
 def build_gate(
-    *, issuer: str, db: Any, redis: Any, keys: Any, metrics: Metrics, nonce: bool, required: bool
+    *, issuer: str, replay: Any, keys: Any, metrics: Metrics, nonce: bool, required: bool
 ) -> DPoPGate:
-    """The service's gate: the replay cache on Redis (else the database), nonces keyed
-    by the signing key set."""
+    """The service's gate: the given replay cache (`dpop_replay.ReplayCache`, held by
+    `Services`), nonces keyed by the signing key set."""
     from .dpop_nonce import NonceKeys
-    from .dpop_replay import ReplayCache
 
     checker = ProofChecker(
-        issuer=issuer, replay=ReplayCache(db, redis), nonces=NonceKeys(keys), require_nonce=nonce
+        issuer=issuer, replay=replay, nonces=NonceKeys(keys), require_nonce=nonce
     )
     return DPoPGate(checker, metrics, required=required)

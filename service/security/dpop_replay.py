@@ -2,7 +2,7 @@
 and replica while the proof could still be accepted.
 
 With Redis: one atomic `SET key 1 NX EX ttl`. Without Redis: an INSERT into the shared
-database, whose primary key decides; expired rows are swept at most every PURGE_SECONDS.
+database, whose primary key decides; expired rows are swept by the upkeep (`health.py`).
 The inserts are group-committed: while one batch is being written, the proofs that arrive
 wait together and go in the next statement (`ON CONFLICT DO NOTHING ... RETURNING`), so a
 busy process writes one transaction per batch, not one per request, and every answer
@@ -11,7 +11,7 @@ wins, without asking the database.
 
 While Redis fails, the database decides (degraded: a proof first seen in Redis just
 before the outage is not known there), and `dpop.replay_fallback` is logged at most once
-per PURGE_SECONDS. Nothing is kept in memory beyond the proofs waiting for their batch
+per COMPLAINT_SECONDS. Nothing is kept in memory beyond the proofs waiting for their batch
 (each one a request in progress), so a flood of proofs cannot grow it; both stores forget
 an entry once its proof is too old to be accepted.
 """
@@ -19,6 +19,7 @@ an entry once its proof is too old to be accepted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import time
@@ -29,7 +30,7 @@ from ..store import dpop_proofs
 from ..store.db import Database
 
 PREFIX = "portcullis:dpop:"
-PURGE_SECONDS = 30.0
+COMPLAINT_SECONDS = 30.0
 log = get_logger("portcullis.dpop")
 
 
@@ -37,7 +38,6 @@ class ReplayCache:
     def __init__(self, db: Database, redis: Any | None) -> None:
         self.db = db
         self.redis = redis
-        self._next_purge = 0.0
         self._next_complaint = 0.0
         # key hash → (seconds to keep it, the waiting request's answer), for the next batch
         self._waiting: dict[str, tuple[int, asyncio.Future[bool]]] = {}
@@ -52,7 +52,7 @@ class ReplayCache:
                 return bool(await self.redis.set(PREFIX + digest, b"1", nx=True, ex=ttl_seconds))
             except Exception as exc:  # any Redis failure: the database decides
                 if time.monotonic() >= self._next_complaint:
-                    self._next_complaint = time.monotonic() + PURGE_SECONDS
+                    self._next_complaint = time.monotonic() + COMPLAINT_SECONDS
                     log.error("dpop.replay_fallback", reason=type(exc).__name__)
         if digest in self._waiting or digest in self._writing:
             return False  # the same proof is already on its way to the database
@@ -85,10 +85,11 @@ class ReplayCache:
             for digest, (_, answer) in batch.items():
                 if not answer.done():  # a request cancelled meanwhile has no one to tell
                     answer.set_result(digest in first)
-            if time.monotonic() >= self._next_purge:
-                self._next_purge = time.monotonic() + PURGE_SECONDS
-                try:
-                    async with self.db.begin() as conn:
-                        await dpop_proofs.purge_expired(conn)
-                except Exception as exc:  # swept next time; the upkeep logs the outage
-                    log.warning("dpop.purge_failed", reason=type(exc).__name__)
+
+    async def close(self) -> None:
+        """Wait for the batch being written (its requests are answered by then), bounded."""
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
+            writer.cancel()

@@ -131,3 +131,35 @@ def test_create_client_can_demand_dpop(tmp_path: Path) -> None:
         return row.dpop_bound_access_tokens
 
     assert asyncio.run(read()) is True
+
+
+def test_htu_is_compared_after_normalisation_and_never_trusts_the_path(tmp_path: Path) -> None:
+    check = checker(tmp_path)
+    holder = Holder()
+
+    def accepted(htu: str, path: str = "/v1/users/me") -> bool:
+        try:
+            check.check_offline(
+                ProofRequest([holder.proof("GET", htu)], "GET", path),
+                access_token=None,
+                jkt=None,
+                now=time.time(),
+            )
+        except ProofRejected as refused:
+            assert refused.reason == "bad_uri"
+            return False
+        return True
+
+    assert accepted(ME_URL)  # the same text: no normalisation needed
+    assert accepted("HTTPS://API.EXAMPLE.COM:443/v1/users/me?page=2#top")
+    assert accepted(f"{ISSUER}/v1/notes/%7e", "/v1/notes/~")
+    assert not accepted(f"{ISSUER}/v1/users/me/")
+    # a request target that is not a path never extends the issuer's authority
+    assert not accepted("https://api.example.com@evil.example/x", "@evil.example/x")
+    assert not accepted("https://api.example.com.evil.example/x", ".evil.example/x")
+
+
+def test_an_issuer_that_is_no_url_is_refused(tmp_path: Path) -> None:
+    keys = KeyManager(tmp_path / "jwks.json")
+    with pytest.raises(ValueError, match="not an http"):
+        ProofChecker(issuer="ftp://x", replay=None, nonces=NonceKeys(keys), require_nonce=False)  # type: ignore[arg-type]
