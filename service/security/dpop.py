@@ -13,6 +13,7 @@ joserfc's; nothing here is cryptography of its own.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -38,8 +39,18 @@ MAX_PROOF_BYTES = 4096  # an RSA-4096 proof fits; anything larger is refused unp
 MIN_RSA_BITS = 2048
 PROOF_KEYS_KEPT = 1024  # checked proof headers kept (each at most MAX_PROOF_BYTES)
 # joserfc's default bound on a JWS header (512 bytes) is below a proof carrying an RSA jwk.
-_REGISTRY = jws.JWSRegistry(algorithms=ALGORITHMS)
-_REGISTRY.max_header_length = MAX_PROOF_BYTES
+
+
+def _registry(alg: str) -> jws.JWSRegistry:
+    """joserfc's registry allowing `alg` alone (with a registry, joserfc ignores its
+    `algorithms` argument): a proof verifies only under the algorithm its checked header
+    names."""
+    registry = jws.JWSRegistry(algorithms=[alg])
+    registry.max_header_length = MAX_PROOF_BYTES
+    return registry
+
+
+_REGISTRIES = {alg: _registry(alg) for alg in ALGORITHMS}
 _COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _KTY_FOR_ALG = {"ES256": "EC", "ES384": "EC", "Ed25519": "OKP", "EdDSA": "OKP"}
@@ -200,22 +211,22 @@ class ProofChecker:
             raise ProofRejected("oversized")
         if not _COMPACT.fullmatch(value):
             raise ProofRejected("duplicated" if "," in value else "malformed")
-        proof_key = self._proof_key(value.partition(".")[0])
+        head = value.partition(".")[0]
+        known = self._keys.get(head)
+        proof_key = known or self._header_key(head)
+        registry = _REGISTRIES[proof_key.alg]
+        eddsa = proof_key.alg == "EdDSA"
         try:
-            if proof_key.alg == "EdDSA":
-                with warnings.catch_warnings():
+            with warnings.catch_warnings() if eddsa else contextlib.nullcontext():
+                if eddsa:
                     # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients
                     # still send it (it means Ed25519 here: the key is an OKP Ed25519 key).
                     warnings.simplefilter("ignore", SecurityWarning)
-                    verified = jws.deserialize_compact(
-                        value, proof_key.key, algorithms=["EdDSA"], registry=_REGISTRY
-                    )
-            else:
-                verified = jws.deserialize_compact(
-                    value, proof_key.key, algorithms=[proof_key.alg], registry=_REGISTRY
-                )
+                verified = jws.deserialize_compact(value, proof_key.key, registry=registry)
         except (JoseError, ValueError, TypeError):
             raise ProofRejected("bad_signature") from None
+        if known is None:  # kept once a proof under it verified: junk cannot evict clients
+            self._keys.put(head, proof_key)
         try:
             claims = json.loads(verified.payload)
         except (ValueError, RecursionError):
@@ -254,13 +265,11 @@ class ProofChecker:
             raise ProofRejected("key_mismatch")
         return Proof(jkt=thumbprint, jti=jti)
 
-    def _proof_key(self, head: str) -> _ProofKey:
-        """The key of a proof's header segment, checked once: a client sends the same
-        header (`typ`, `alg`, `jwk`) with every proof, so its checks, the key's import
-        and its thumbprint are kept per exact header text (bounded)."""
-        known = self._keys.get(head)
-        if known is not None:
-            return known
+    @staticmethod
+    def _header_key(head: str) -> _ProofKey:
+        """The checked `alg` and imported `jwk` of a proof's header segment, and the key's
+        thumbprint. A client sends the same header with every proof, so `check_offline`
+        keeps the answer per exact header text (bounded) once a proof under it verified."""
         try:
             header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
         except (ValueError, RecursionError):
@@ -284,8 +293,6 @@ class ProofChecker:
             raise ProofRejected("bad_key")
         try:
             key = JWKRegistry.import_key(jwk)
-            known = _ProofKey(alg=alg, key=key, jkt=key.thumbprint())
+            return _ProofKey(alg=alg, key=key, jkt=key.thumbprint())
         except (JoseError, ValueError, TypeError, KeyError):
             raise ProofRejected("bad_key") from None
-        self._keys.put(head, known)
-        return known

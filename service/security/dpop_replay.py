@@ -19,12 +19,13 @@ an entry once its proof is too old to be accepted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
+import copy
 import hashlib
 import time
 from typing import Any
 
+from ..errors import ServiceUnavailable
 from ..logging import get_logger
 from ..store import dpop_proofs
 from ..store.db import Database
@@ -41,8 +42,9 @@ class ReplayCache:
         self._next_complaint = 0.0
         # key hash → (seconds to keep it, the waiting request's answer), for the next batch
         self._waiting: dict[str, tuple[int, asyncio.Future[bool]]] = {}
-        self._writing: set[str] = set()  # the key hashes of the batch being written
+        self._batch: dict[str, tuple[int, asyncio.Future[bool]]] = {}  # being written
         self._writer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def first_use(self, key: str, ttl_seconds: int) -> bool:
         """True the first time `key` is seen within `ttl_seconds`, on any process."""
@@ -54,7 +56,9 @@ class ReplayCache:
                 if time.monotonic() >= self._next_complaint:
                     self._next_complaint = time.monotonic() + COMPLAINT_SECONDS
                     log.error("dpop.replay_fallback", reason=type(exc).__name__)
-        if digest in self._waiting or digest in self._writing:
+        if self._closed:  # shutting down: the database may be gone
+            raise ServiceUnavailable("The service is shutting down.")
+        if digest in self._waiting or digest in self._batch:
             return False  # the same proof is already on its way to the database
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiting[digest] = (ttl_seconds, answer)
@@ -66,30 +70,58 @@ class ReplayCache:
         return await answer
 
     async def _write_batches(self) -> None:
-        while self._waiting:
-            batch: dict[str, tuple[int, asyncio.Future[bool]]] = {}
-            for digest in list(self._waiting)[: dpop_proofs.MAX_BATCH]:
-                batch[digest] = self._waiting.pop(digest)
-            self._writing = set(batch)
-            try:
-                first = await dpop_proofs.record_first_uses(
-                    self.db, ttls={digest: ttl for digest, (ttl, _) in batch.items()}
-                )
-            except Exception as exc:  # the database failed: each waiting request hears so
-                for _, answer in batch.values():
-                    if not answer.done():
-                        answer.set_exception(exc)
-                continue
-            finally:
-                self._writing = set()
-            for digest, (_, answer) in batch.items():
-                if not answer.done():  # a request cancelled meanwhile has no one to tell
-                    answer.set_result(digest in first)
+        try:
+            while self._waiting:
+                batch: dict[str, tuple[int, asyncio.Future[bool]]] = {}
+                for digest in list(self._waiting)[: dpop_proofs.MAX_BATCH]:
+                    batch[digest] = self._waiting.pop(digest)
+                self._batch = batch
+                try:
+                    first = await dpop_proofs.record_first_uses(
+                        self.db, ttls={digest: ttl for digest, (ttl, _) in batch.items()}
+                    )
+                except Exception as exc:  # the database failed: each waiting request hears so
+                    _fail(batch, exc)
+                    continue
+                finally:
+                    self._batch = {}
+                for digest, (_, answer) in batch.items():
+                    if not answer.done():  # a request cancelled meanwhile has no one to tell
+                        answer.set_result(digest in first)
+        except BaseException as exc:  # cancelled (shutdown): nobody may wait forever
+            self._fail_all(exc)
+            raise
+
+    def _fail_all(self, cause: BaseException) -> None:
+        _fail(self._batch, cause)
+        _fail(self._waiting, cause)
+        self._batch, self._waiting = {}, {}
 
     async def close(self) -> None:
-        """Wait for the batch being written (its requests are answered by then), bounded."""
-        writer, self._writer = self._writer, None
-        if writer is not None and not writer.done():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
+        """Refuse new proofs; wait for the batch being written (its requests are answered
+        by then), bounded; a writer still busy then is cancelled and its waiters told."""
+        if self._closed:
+            return
+        self._closed = True
+        writer = self._writer
+        if writer is None or writer.done():
+            return
+        await asyncio.wait({writer}, timeout=2.0)
+        if not writer.done():
             writer.cancel()
+            await asyncio.wait({writer}, timeout=1.0)
+            self._fail_all(asyncio.CancelledError())  # whatever the driver still awaits
+
+
+def _fail(waiting: dict[str, tuple[int, asyncio.Future[bool]]], cause: BaseException) -> None:
+    """Every unanswered request of `waiting` gets its own exception (a shared one would
+    mix their tracebacks): a database error as itself, anything else as a 503."""
+    for _, answer in waiting.values():
+        if answer.done():
+            continue
+        if isinstance(cause, Exception) and not isinstance(cause, asyncio.CancelledError):
+            error: Exception = copy.copy(cause)
+        else:
+            error = ServiceUnavailable("The service is shutting down.")
+        error.__cause__ = cause
+        answer.set_exception(error)

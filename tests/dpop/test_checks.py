@@ -106,6 +106,11 @@ def test_a_known_header_still_needs_its_own_signature_and_claims(tmp_path: Path)
             now=time.time(),
         )
     assert len(check._keys) == PROOF_KEYS_KEPT
+    # a header is kept only once a proof under it verified: unsigned junk evicts no one
+    check._keys.clear()
+    stranger = Holder()
+    assert reason(check, stranger.proof("GET", ME_URL, sign_as=thief.key)) == "bad_signature"
+    assert len(check._keys) == 0
 
 
 def test_create_client_can_demand_dpop(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from service.config import Settings
+from service.errors import ServiceUnavailable
 from service.security.dpop import REPLAY_TTL_SECONDS
 from service.security.dpop_replay import PREFIX, ReplayCache
 from service.store.tables import dpop_proofs
@@ -205,6 +206,42 @@ async def test_a_database_outage_answers_every_waiting_proof_503_and_recovers(
                     break
                 await asyncio.sleep(0.2)
             assert r.status_code == 200, r.text
+    finally:
+        await proxy.stop()
+
+
+async def test_shutdown_answers_every_proof_waiting_on_a_hung_database(
+    settings_factory: SettingsFactory, request: pytest.FixtureRequest
+) -> None:
+    """A database that hangs at shutdown: every waiting proof is answered 503 within the
+    bound, and no proof is taken after close."""
+    from service import create_app
+
+    if request.node.callspec.params["backend"] != "postgresql":
+        pytest.skip("one run on PostgreSQL, behind a proxy that can hang it, is enough")
+    assert PG_URL
+    await reset_postgres(PG_URL)
+    proxy, dsn = await proxy_for(PG_URL)
+    app = create_app(settings_factory(issuer=ISSUER, database_url=dsn))
+    try:
+        async with app.test_app():
+            cache = svc_of(app).replays
+            assert await cache.first_use("before", REPLAY_TTL_SECONDS)
+            proxy.freeze()
+            waiting = [
+                asyncio.ensure_future(cache.first_use(f"hung:{n}", REPLAY_TTL_SECONDS))
+                for n in range(3)
+            ]
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await cache.close()
+            assert time.monotonic() - started < 5
+            for answer in waiting:
+                with pytest.raises(ServiceUnavailable):
+                    await asyncio.wait_for(answer, 5)  # never left waiting
+            with pytest.raises(ServiceUnavailable):
+                await cache.first_use("after", REPLAY_TTL_SECONDS)
+            proxy.thaw()
     finally:
         await proxy.stop()
 
