@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import contextlib
 import copy
 import hashlib
 import time
@@ -119,9 +120,9 @@ def _fail(waiting: dict[str, tuple[int, asyncio.Future[bool]]], cause: BaseExcep
     for _, answer in waiting.values():
         if answer.done():
             continue
-        if isinstance(cause, Exception) and not isinstance(cause, asyncio.CancelledError):
-            error: Exception = copy.copy(cause)
-        else:
-            error = ServiceUnavailable("The service is shutting down.")
+        error: Exception = ServiceUnavailable("The service is shutting down.")
+        if isinstance(cause, Exception):
+            with contextlib.suppress(Exception):  # an exception that cannot be copied
+                error = copy.copy(cause)
         error.__cause__ = cause
         answer.set_exception(error)
