@@ -19,8 +19,8 @@ an entry once its proof is too old to be accepted.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import contextlib
+import contextvars
 import copy
 import hashlib
 import time
