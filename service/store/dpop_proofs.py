@@ -16,20 +16,23 @@ from .tables import dpop_proofs
 MAX_BATCH = 499
 
 
+# One statement per dialect, built once: `ON CONFLICT DO NOTHING ... RETURNING` names only
+# the rows this insert made.
+_INSERT = {
+    name: dialect.insert(dpop_proofs)
+    .on_conflict_do_nothing(index_elements=[dpop_proofs.c.key_hash])
+    .returning(dpop_proofs.c.key_hash)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 async def record_first_uses(db: Database, *, ttls: Mapping[str, int]) -> set[str]:
     """Insert each proof id (`key_hash` → seconds to keep it) in one statement; the ids
     that were not there yet. The primary key decides a race between processes and
-    replicas: `ON CONFLICT DO NOTHING ... RETURNING` names only the rows this insert made."""
-    dialect = postgresql if db.dialect == "postgresql" else sqlite
+    replicas. SQLAlchemy's "insertmanyvalues" sends the rows as one multi-row VALUES."""
     now = now_us()
     rows = [{"key_hash": key, "expires_us": now + ttl * 1_000_000} for key, ttl in ttls.items()]
-    # One statement compiled once; SQLAlchemy's "insertmanyvalues" sends the rows as one
-    # multi-row VALUES and gathers what RETURNING answers.
-    statement = (
-        dialect.insert(dpop_proofs)
-        .on_conflict_do_nothing(index_elements=[dpop_proofs.c.key_hash])
-        .returning(dpop_proofs.c.key_hash)
-    )
+    statement = _INSERT["postgresql" if db.dialect == "postgresql" else "sqlite"]
     return {row.key_hash for row in await db.write_one(statement, rows)}
 
 
