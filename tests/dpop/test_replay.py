@@ -4,13 +4,16 @@ replay cache forgets what can no longer be replayed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from quart import Quart
 from sqlalchemy import event, func, select
 
 from service.config import Settings
@@ -31,7 +34,7 @@ from tests.conftest import (
     two_instances,
 )
 from tests.support.server import run_server
-from tests.support.tcpproxy import proxy_for
+from tests.support.tcpproxy import TcpProxy, proxy_for
 
 from .conftest import dpop_login
 from .proofs import ISSUER, ME_URL, TOKEN_URL, Holder
@@ -168,9 +171,12 @@ async def test_proofs_arriving_together_share_one_insert(settings: Settings) -> 
         assert not await cache.first_use("given:up", REPLAY_TTL_SECONDS)  # it was written
 
 
-async def test_a_database_outage_answers_every_waiting_proof_503_and_recovers(
-    settings_factory: SettingsFactory, holder: Holder, request: pytest.FixtureRequest
-) -> None:
+@contextlib.asynccontextmanager
+async def app_behind_a_proxy(
+    settings_factory: SettingsFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Quart, TcpProxy]]:
+    """The app on PostgreSQL through a TCP proxy the test can cut or hang (run once: on
+    the plain PostgreSQL parameter of `backend`)."""
     from service import create_app
 
     if request.node.callspec.params["backend"] != "postgresql":
@@ -178,8 +184,16 @@ async def test_a_database_outage_answers_every_waiting_proof_503_and_recovers(
     assert PG_URL
     await reset_postgres(PG_URL)
     proxy, dsn = await proxy_for(PG_URL)
-    app = create_app(settings_factory(issuer=ISSUER, database_url=dsn))
     try:
+        yield create_app(settings_factory(issuer=ISSUER, database_url=dsn)), proxy
+    finally:
+        await proxy.stop()
+
+
+async def test_a_database_outage_answers_every_waiting_proof_503_and_recovers(
+    settings_factory: SettingsFactory, holder: Holder, request: pytest.FixtureRequest
+) -> None:
+    async with app_behind_a_proxy(settings_factory, request) as (app, proxy):
         async with app.test_app(), client_for(app) as c:
             access = (await dpop_login(c, holder))["access_token"]
 
@@ -206,8 +220,6 @@ async def test_a_database_outage_answers_every_waiting_proof_503_and_recovers(
                     break
                 await asyncio.sleep(0.2)
             assert r.status_code == 200, r.text
-    finally:
-        await proxy.stop()
 
 
 async def test_shutdown_answers_every_proof_waiting_on_a_hung_database(
@@ -215,15 +227,7 @@ async def test_shutdown_answers_every_proof_waiting_on_a_hung_database(
 ) -> None:
     """A database that hangs at shutdown: every waiting proof is answered 503 within the
     bound, and no proof is taken after close."""
-    from service import create_app
-
-    if request.node.callspec.params["backend"] != "postgresql":
-        pytest.skip("one run on PostgreSQL, behind a proxy that can hang it, is enough")
-    assert PG_URL
-    await reset_postgres(PG_URL)
-    proxy, dsn = await proxy_for(PG_URL)
-    app = create_app(settings_factory(issuer=ISSUER, database_url=dsn))
-    try:
+    async with app_behind_a_proxy(settings_factory, request) as (app, proxy):
         async with app.test_app():
             cache = svc_of(app).replays
             assert await cache.first_use("before", REPLAY_TTL_SECONDS)
@@ -242,8 +246,6 @@ async def test_shutdown_answers_every_proof_waiting_on_a_hung_database(
             with pytest.raises(ServiceUnavailable):
                 await cache.first_use("after", REPLAY_TTL_SECONDS)
             proxy.thaw()
-    finally:
-        await proxy.stop()
 
 
 def served_by(log: Path) -> set[int]:
