@@ -13,7 +13,6 @@ joserfc's; nothing here is cryptography of its own.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -25,7 +24,9 @@ from urllib.parse import urlsplit
 
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import JWKRegistry
+from joserfc.util import urlsafe_b64decode
 
 from ..cache import BoundedCache
 from .dpop_nonce import NonceKeys
@@ -38,19 +39,10 @@ REPLAY_TTL_SECONDS = 2 * IAT_WINDOW_SECONDS + 5
 MAX_PROOF_BYTES = 4096  # an RSA-4096 proof fits; anything larger is refused unparsed
 MIN_RSA_BITS = 2048
 PROOF_KEYS_KEPT = 1024  # checked proof headers kept (each at most MAX_PROOF_BYTES)
-# joserfc's default bound on a JWS header (512 bytes) is below a proof carrying an RSA jwk.
 
-
-def _registry(alg: str) -> jws.JWSRegistry:
-    """joserfc's registry allowing `alg` alone (with a registry, joserfc ignores its
-    `algorithms` argument): a proof verifies only under the algorithm its checked header
-    names."""
-    registry = jws.JWSRegistry(algorithms=[alg])
-    registry.max_header_length = MAX_PROOF_BYTES
-    return registry
-
-
-_REGISTRIES = {alg: _registry(alg) for alg in ALGORITHMS}
+# joserfc's registry per algorithm, allowing that one alone: a proof verifies only under
+# the algorithm its checked header names.
+_REGISTRIES = {alg: jws.JWSRegistry(algorithms=[alg]) for alg in ALGORITHMS}
 _COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _KTY_FOR_ALG = {"ES256": "EC", "ES384": "EC", "Ed25519": "OKP", "EdDSA": "OKP"}
@@ -152,9 +144,10 @@ def _normalise_path(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _ProofKey:
-    """A proof header that passed its checks: its `alg`, imported `jwk` and thumbprint."""
+    """A proof header that passed its checks: joserfc's model of its `alg`, its imported
+    `jwk` (checked fit for that algorithm) and the key's thumbprint."""
 
-    alg: str
+    alg: JWSAlgModel
     key: Any
     jkt: str
 
@@ -214,21 +207,19 @@ class ProofChecker:
         head = value.partition(".")[0]
         known = self._keys.get(head)
         proof_key = known or self._header_key(head)
-        registry = _REGISTRIES[proof_key.alg]
-        eddsa = proof_key.alg == "EdDSA"
+        # The header is checked (by joserfc, in `_header_key`); what is left of the JWS
+        # validation is joserfc's algorithm verifying the signature over the segments.
+        signing_input, _, signature = value.encode("ascii").rpartition(b".")
         try:
-            with warnings.catch_warnings() if eddsa else contextlib.nullcontext():
-                if eddsa:
-                    # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients
-                    # still send it (it means Ed25519 here: the key is an OKP Ed25519 key).
-                    warnings.simplefilter("ignore", SecurityWarning)
-                verified = jws.deserialize_compact(value, proof_key.key, registry=registry)
+            valid = proof_key.alg.verify(signing_input, urlsafe_b64decode(signature), proof_key.key)
         except (JoseError, ValueError, TypeError):
-            raise ProofRejected("bad_signature") from None
+            valid = False
+        if not valid:
+            raise ProofRejected("bad_signature")
         if known is None:  # kept once a proof under it verified: junk cannot evict clients
             self._keys.put(head, proof_key)
         try:
-            claims = json.loads(verified.payload)
+            claims = json.loads(urlsafe_b64decode(signing_input.partition(b".")[2]))
         except (ValueError, RecursionError):
             raise ProofRejected("malformed") from None
         if not isinstance(claims, dict):
@@ -291,8 +282,19 @@ class ProofChecker:
             raise ProofRejected("bad_key")
         if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
             raise ProofRejected("bad_key")
+        registry = _REGISTRIES[alg]
+        try:
+            registry.check_header(header)  # joserfc: `crit` and the registered members
+            with warnings.catch_warnings():
+                # joserfc warns that RFC 9864 deprecates the name `EdDSA`; clients still
+                # send it (it means Ed25519 here: the key is an OKP Ed25519 key).
+                warnings.simplefilter("ignore", SecurityWarning)
+                model = registry.get_alg(alg)
+        except JoseError:
+            raise ProofRejected("malformed") from None
         try:
             key = JWKRegistry.import_key(jwk)
-            return _ProofKey(alg=alg, key=key, jkt=key.thumbprint())
+            model.check_key(key)  # the key's type (and curve) fit the algorithm
+            return _ProofKey(alg=model, key=key, jkt=key.thumbprint())
         except (JoseError, ValueError, TypeError, KeyError):
             raise ProofRejected("bad_key") from None
