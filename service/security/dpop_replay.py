@@ -79,7 +79,9 @@ class ReplayCache:
                 self._batch = batch
                 try:
                     first = await dpop_proofs.record_first_uses(
-                        self.db, ttls={digest: ttl for digest, (ttl, _) in batch.items()}
+                        self.db,
+                        keys=batch.keys(),
+                        ttl_seconds=max(ttl for ttl, _ in batch.values()),  # at least as asked
                     )
                 except Exception as exc:  # the database failed: each waiting request hears so
                     _fail(batch, exc)

@@ -215,12 +215,12 @@ class Database:
         finally:
             turn.release()
 
-    async def write_one(self, statement: Executable, params: list[dict[str, Any]]) -> list[Any]:
+    async def write_one(self, statement: Executable, params: Mapping[str, Any]) -> list[Any]:
         """One write statement that is atomic alone, without BEGIN and COMMIT round trips:
         SQLite commits it by itself (after this process's turn), PostgreSQL in autocommit."""
         if self.dialect != "sqlite":
             async with self.read() as conn:
-                return list(await conn.execute(statement, params))
+                return list(await conn.execute(statement, dict(params)))
         if not self._opened:
             await self.open()
         turn = self._write_turn()
@@ -229,7 +229,7 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 await conn.execution_options(**{_READ_ONLY: True})  # no BEGIN IMMEDIATE
-                return list(await conn.execute(statement, params))
+                return list(await conn.execute(statement, dict(params)))
         finally:
             turn.release()
 
