@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from joserfc import jws
 from joserfc.jwk import OctKey
 
 from service.security.dpop import (
@@ -19,7 +23,7 @@ from service.security.dpop_nonce import NonceKeys
 from service.security.keys import KeyManager
 from tests.support.cli import run_cli
 
-from .proofs import ISSUER, ME_URL, Holder, unsigned
+from .proofs import ISSUER, ME_URL, Holder, b64, unsigned
 
 
 @pytest.mark.parametrize(
@@ -111,6 +115,43 @@ def test_a_known_header_still_needs_its_own_signature_and_claims(tmp_path: Path)
     stranger = Holder()
     assert reason(check, stranger.proof("GET", ME_URL, sign_as=thief.key)) == "bad_signature"
     assert len(check._keys) == 0
+
+
+def signed(holder: Holder, header: dict[str, Any], payload: bytes) -> str:
+    """A compact JWS signed by `holder` whatever its header says (joserfc's serializer
+    would refuse some of these headers)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(payload)}"
+    signature = jws.JWSRegistry().get_alg(holder.alg).sign(signing_input.encode(), holder.key)
+    return f"{signing_input}.{b64(signature)}"
+
+
+def test_the_jws_itself_is_checked_by_joserfc(tmp_path: Path) -> None:
+    """The checker verifies the signature with joserfc's algorithm over the segments as
+    sent: an unknown critical extension, a signature of the wrong size or of another
+    algorithm's shape, and a signed payload that is no JSON object are each refused,
+    never an error."""
+    check = checker(tmp_path)
+    holder = Holder()
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": holder.public}
+    claims = {"jti": "j" * 16, "htm": "GET", "htu": ME_URL, "iat": int(time.time())}
+    good = signed(holder, header, json.dumps(claims).encode())
+    assert (
+        check.check_offline(
+            ProofRequest([good], "GET", "/v1/users/me"),
+            access_token=None,
+            jkt=None,
+            now=time.time(),
+        ).jkt
+        == holder.jkt
+    )
+    critical = {**header, "crit": ["urn:example:unknown"], "urn:example:unknown": 1}
+    assert reason(check, signed(holder, critical, json.dumps(claims).encode())) == "malformed"
+    head, payload, signature = good.split(".")
+    short = b64(base64.urlsafe_b64decode(signature + "==")[:-1])
+    assert reason(check, f"{head}.{payload}.{short}") == "bad_signature"
+    assert reason(check, f"{head}.{payload}.{b64(b'x' * 256)}") == "bad_signature"
+    for junk in (b"[1, 2]", b"not json", b'"jti"'):
+        assert reason(check, signed(holder, header, junk)) == "malformed"
 
 
 def test_create_client_can_demand_dpop(tmp_path: Path) -> None:
