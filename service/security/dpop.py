@@ -40,8 +40,7 @@ MAX_PROOF_BYTES = 4096  # an RSA-4096 proof fits; anything larger is refused unp
 MIN_RSA_BITS = 2048
 PROOF_KEYS_KEPT = 1024  # checked proof headers kept (each at most MAX_PROOF_BYTES)
 
-# joserfc's registry per algorithm, allowing that one alone: a proof verifies only under
-# the algorithm its checked header names.
+# joserfc's registry per algorithm, allowing it alone: a proof verifies under its header's.
 _REGISTRIES = {alg: jws.JWSRegistry(algorithms=[alg]) for alg in ALGORITHMS}
 _COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -207,8 +206,7 @@ class ProofChecker:
         head = value.partition(".")[0]
         known = self._keys.get(head)
         proof_key = known or self._header_key(head)
-        # The header is checked (by joserfc, in `_header_key`); what is left of the JWS
-        # validation is joserfc's algorithm verifying the signature over the segments.
+        # The header was checked by joserfc (`_header_key`); its algorithm verifies the rest.
         signing_input, _, signature = value.encode("ascii").rpartition(b".")
         try:
             valid = proof_key.alg.verify(signing_input, urlsafe_b64decode(signature), proof_key.key)
@@ -282,6 +280,8 @@ class ProofChecker:
             raise ProofRejected("bad_key")
         if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
             raise ProofRejected("bad_key")
+        if "b64" in header:  # RFC 7797's unencoded payload is not for JWTs (its §7)
+            raise ProofRejected("malformed")
         registry = _REGISTRIES[alg]
         try:
             registry.check_header(header)  # joserfc: `crit` and the registered members

@@ -128,8 +128,8 @@ def signed(holder: Holder, header: dict[str, Any], payload: bytes) -> str:
 def test_the_jws_itself_is_checked_by_joserfc(tmp_path: Path) -> None:
     """The checker verifies the signature with joserfc's algorithm over the segments as
     sent: an unknown critical extension, a signature of the wrong size or of another
-    algorithm's shape, and a signed payload that is no JSON object are each refused,
-    never an error."""
+    algorithm's shape, an RFC 7797 unencoded payload, and a signed payload that is no
+    JSON object are each refused, never an error."""
     check = checker(tmp_path)
     holder = Holder()
     header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": holder.public}
@@ -146,6 +146,8 @@ def test_the_jws_itself_is_checked_by_joserfc(tmp_path: Path) -> None:
     )
     critical = {**header, "crit": ["urn:example:unknown"], "urn:example:unknown": 1}
     assert reason(check, signed(holder, critical, json.dumps(claims).encode())) == "malformed"
+    unencoded = {**header, "b64": False, "crit": ["b64"]}  # RFC 7797 has no place in a JWT
+    assert reason(check, signed(holder, unencoded, json.dumps(claims).encode())) == "malformed"
     head, payload, signature = good.split(".")
     short = b64(base64.urlsafe_b64decode(signature + "==")[:-1])
     assert reason(check, f"{head}.{payload}.{short}") == "bad_signature"
