@@ -30,12 +30,12 @@ from joserfc.util import urlsafe_b64decode
 
 from ..cache import BoundedCache
 from .dpop_nonce import NonceKeys
+from .dpop_uri import normalise_uri
 
 # Asymmetric algorithms only (RFC 9449 §4.2); `none` and MACs never.
 ALGORITHMS = ("ES256", "ES384", "Ed25519", "EdDSA", "RS256", "PS256")
 IAT_WINDOW_SECONDS = 60  # a proof's `iat` may be this far from now, either way
-# A proof's jti is remembered at least as long as its `iat` is acceptable.
-REPLAY_TTL_SECONDS = 2 * IAT_WINDOW_SECONDS + 5
+REPLAY_TTL_SECONDS = 2 * IAT_WINDOW_SECONDS + 5  # a jti is kept while its `iat` is acceptable
 MAX_PROOF_BYTES = 4096  # an RSA-4096 proof fits; anything larger is refused unparsed
 MIN_RSA_BITS = 2048
 PROOF_KEYS_KEPT = 1024  # checked proof headers kept (each at most MAX_PROOF_BYTES)
@@ -46,9 +46,6 @@ _COMPACT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _KTY_FOR_ALG = {"ES256": "EC", "ES384": "EC", "Ed25519": "OKP", "EdDSA": "OKP"}
 _KTY_FOR_ALG |= {"RS256": "RSA", "PS256": "RSA"}
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 # Every reason code (the metric's bounded label values, docs/operations.md).
 REASONS = (
@@ -71,6 +68,10 @@ REASONS = (
     "replayed",
     "key_mismatch",
 )
+
+
+def _bits(modulus: str) -> int:
+    return int.from_bytes(urlsafe_b64decode(modulus.encode()), "big").bit_length()
 
 
 class Replays(Protocol):
@@ -112,33 +113,6 @@ def access_token_hash(token: str) -> str:
     """`ath` (RFC 9449 §4.2): base64url SHA-256 of the access token, no padding."""
     digest = hashlib.sha256(token.encode("ascii", "replace")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def normalise_uri(uri: str) -> str | None:
-    """An http(s) URI without query and fragment, normalised per RFC 3986 §6.2.2 and
-    RFC 9449 §4.3: scheme and host in lower case, the default port dropped, an empty
-    path as `/`, percent-encodings in upper case and unreserved ones decoded."""
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if scheme not in _DEFAULT_PORTS or not host or parts.username or parts.password:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{_normalise_path(parts.path or '/')}"
-
-
-def _normalise_path(path: str) -> str:
-    def fix(match: re.Match[str]) -> str:
-        byte = int(match.group(1), 16)
-        return chr(byte) if byte in _UNRESERVED else f"%{byte:02X}"
-
-    return _PERCENT.sub(fix, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,12 +209,12 @@ class ProofChecker:
         if (
             not isinstance(iat, int | float)
             or isinstance(iat, bool)
-            or abs(now - iat) > IAT_WINDOW_SECONDS
+            or not now - IAT_WINDOW_SECONDS <= iat <= now + IAT_WINDOW_SECONDS  # NaN fails
         ):
             raise ProofRejected("bad_iat")
         if access_token is not None:
             ath = claims.get("ath")
-            if not isinstance(ath, str) or not hmac.compare_digest(
+            if not (isinstance(ath, str) and ath.isascii()) or not hmac.compare_digest(
                 ath, access_token_hash(access_token)
             ):
                 raise ProofRejected("bad_ath")
@@ -256,11 +230,10 @@ class ProofChecker:
 
     @staticmethod
     def _header_key(head: str) -> _ProofKey:
-        """The checked `alg` and imported `jwk` of a proof's header segment, and the key's
-        thumbprint. A client sends the same header with every proof, so `check_offline`
-        keeps the answer per exact header text (bounded) once a proof under it verified."""
+        """A proof header's checked `alg`, imported `jwk` and its thumbprint; `check_offline`
+        keeps it per header text (a client's every proof has the same) once one verified."""
         try:
-            header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+            header = json.loads(urlsafe_b64decode(head.encode()))  # joserfc's: canonical only
         except (ValueError, RecursionError):
             raise ProofRejected("malformed") from None
         if not isinstance(header, dict):
@@ -278,7 +251,7 @@ class ProofChecker:
             raise ProofRejected("private_key")
         if jwk.get("kty") != _KTY_FOR_ALG[alg]:
             raise ProofRejected("bad_key")
-        if jwk["kty"] == "RSA" and len(str(jwk.get("n", ""))) * 6 < MIN_RSA_BITS - 6:
+        if jwk["kty"] == "OKP" and jwk.get("crv") != "Ed25519":  # `EdDSA` means Ed25519 here
             raise ProofRejected("bad_key")
         if "b64" in header:  # RFC 7797's unencoded payload is not for JWTs (its §7)
             raise ProofRejected("malformed")
@@ -290,11 +263,13 @@ class ProofChecker:
                 # send it (it means Ed25519 here: the key is an OKP Ed25519 key).
                 warnings.simplefilter("ignore", SecurityWarning)
                 model = registry.get_alg(alg)
-        except JoseError:
+        except (JoseError, ValueError, TypeError):  # joserfc iterates a `crit` of any type
             raise ProofRejected("malformed") from None
         try:
+            if jwk["kty"] == "RSA" and _bits(jwk["n"]) < MIN_RSA_BITS:  # whatever zeros lead
+                raise ValueError("a weak RSA key")
             key = JWKRegistry.import_key(jwk)
             model.check_key(key)  # the key's type (and curve) fit the algorithm
             return _ProofKey(alg=model, key=key, jkt=key.thumbprint())
-        except (JoseError, ValueError, TypeError, KeyError):
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError):
             raise ProofRejected("bad_key") from None

@@ -56,9 +56,11 @@ class Holder:
         drop: tuple[str, ...] = (),
         sign_as: Any = None,
         alg: str | None = None,
+        raw: bool = False,
     ) -> str:
         """A proof for `method url`; `header`/`claims` override members, `drop` removes
-        claims, `sign_as` signs with another key than the one in `jwk`."""
+        claims, `sign_as` signs with another key than the one in `jwk`, `raw` signs the
+        header as given (joserfc's serializer checks it first)."""
         head: dict[str, Any] = {"typ": "dpop+jwt", "alg": alg or self.alg, "jwk": self.public}
         head.update(header or {})
         body: dict[str, Any] = {
@@ -76,6 +78,11 @@ class Holder:
             body.pop(name, None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SecurityWarning)
+            if raw:
+                signing_input = f"{b64(json.dumps(head).encode())}.{b64(json.dumps(body).encode())}"
+                model = jws.JWSRegistry().get_alg(alg or self.alg)
+                signature = model.sign(signing_input.encode(), sign_as or self.key)
+                return f"{signing_input}.{b64(signature)}"
             return jws.serialize_compact(
                 {k: v for k, v in head.items() if v is not None},
                 json.dumps(body).encode(),

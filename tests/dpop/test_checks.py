@@ -9,17 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jws
-from joserfc.jwk import OctKey
+from joserfc.jwk import OctKey, OKPKey
 
 from service.security.dpop import (
     PROOF_KEYS_KEPT,
     ProofChecker,
     ProofRejected,
     ProofRequest,
-    normalise_uri,
 )
 from service.security.dpop_nonce import NonceKeys
+from service.security.dpop_uri import normalise_uri
 from service.security.keys import KeyManager
 from tests.support.cli import run_cli
 
@@ -71,6 +72,17 @@ def test_key_rules(tmp_path: Path) -> None:
     claims = {"jti": "j" * 16, "htm": "GET", "htu": ME_URL, "iat": int(time.time())}
     weak = {"kty": "RSA", "n": "AQAB" * 40, "e": "AQAB"}  # a 960-bit modulus
     assert reason(check, unsigned({"typ": "dpop+jwt", "alg": "RS256", "jwk": weak}, claims)) == (
+        "bad_key"
+    )
+    # the same weak modulus behind leading zero bytes: judged by its size, not its text
+    modulus = rsa.generate_private_key(65537, 1024).public_key().public_numbers().n  # noqa: S505
+    padded = {"kty": "RSA", "n": b64(b"\0" * 160 + modulus.to_bytes(128, "big")), "e": "AQAB"}
+    assert reason(check, unsigned({"typ": "dpop+jwt", "alg": "RS256", "jwk": padded}, claims)) == (
+        "bad_key"
+    )
+    # `EdDSA` means Ed25519 here: an Ed448 key is refused before any signature is checked
+    ed448 = OKPKey.generate_key("Ed448", private=True).as_dict(private=False)
+    assert reason(check, unsigned({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": ed448}, claims)) == (
         "bad_key"
     )
     # an EC key under an RSA algorithm, and a symmetric key
@@ -154,6 +166,23 @@ def test_the_jws_itself_is_checked_by_joserfc(tmp_path: Path) -> None:
     assert reason(check, f"{head}.{payload}.{b64(b'x' * 256)}") == "bad_signature"
     for junk in (b"[1, 2]", b"not json", b'"jti"'):
         assert reason(check, signed(holder, header, junk)) == "malformed"
+    odd_crits: list[Any] = [1, None, True, [[1]], [{}]]
+    for crit in odd_crits:  # joserfc iterates and hashes `crit` as it is
+        odd = signed(holder, {**header, "crit": crit}, json.dumps(claims).encode())
+        assert reason(check, odd) == "malformed"
+    # a header segment is decoded strictly: one spelling per header (unused bits zero)
+    for indent in (None, 1, 2, 3):
+        text = b64(json.dumps(header, indent=indent).encode())
+        if len(text) % 4:
+            break
+    canonical = f"{text}.{b64(json.dumps(claims).encode())}.{b64(b'x' * 64)}"
+    assert reason(check, canonical) == "bad_signature"  # decoded, checked, then verified
+    last = "AQgw" if len(text) % 4 == 3 else "AEIMQUYcgkosw048"  # the zero-bit endings
+    sloppy = text[:-1] + chr(ord(text[-1]) + 1)
+    assert text[-1] in last and sloppy[-1] not in last
+    assert reason(check, f"{sloppy}.{b64(json.dumps(claims).encode())}.{b64(b'x' * 64)}") == (
+        "malformed"
+    )
 
 
 def test_create_client_can_demand_dpop(tmp_path: Path) -> None:

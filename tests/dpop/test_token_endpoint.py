@@ -147,6 +147,23 @@ BREAKERS: dict[str, tuple[str, Breaker]] = {
         lambda h, m, u, t: [h.proof(m, u, token=t, claims={"pad": "x" * MAX_PROOF_BYTES})],
     ),
     "not a JWS": ("malformed", lambda *_: ["not.a.proof"]),
+    # joserfc iterates `crit` as it comes: a number or nested lists are refused, not a 500
+    "crit a number": (
+        "malformed",
+        lambda h, m, u, t: [h.proof(m, u, token=t, header={"crit": 1}, raw=True)],
+    ),
+    "crit nested lists": (
+        "malformed",
+        lambda h, m, u, t: [h.proof(m, u, token=t, header={"crit": [[1]]}, raw=True)],
+    ),
+    "iat too large for a float": (
+        "bad_iat",
+        lambda h, m, u, t: [h.proof(m, u, token=t, claims={"iat": 10**400})],
+    ),
+    "iat NaN": (
+        "bad_iat",
+        lambda h, m, u, t: [h.proof(m, u, token=t, claims={"iat": float("nan")})],
+    ),
 }
 
 
@@ -174,7 +191,7 @@ async def test_a_proof_breaking_one_rule_is_refused_at_the_token_endpoint(
     assert proofs_counted(app, reason) == 1
 
 
-@pytest.mark.parametrize("case", [*BREAKERS, "ath of another token", "no ath"])
+@pytest.mark.parametrize("case", [*BREAKERS, "ath of another token", "no ath", "ath not ASCII"])
 async def test_a_proof_breaking_one_rule_is_refused_at_a_resource(
     app: Quart, client: httpx.AsyncClient, holder: Holder, case: str
 ) -> None:
@@ -183,6 +200,8 @@ async def test_a_proof_breaking_one_rule_is_refused_at_a_resource(
         reason, values = "bad_ath", [holder.proof("GET", ME_URL, token=access + "x")]
     elif case == "no ath":
         reason, values = "bad_ath", [holder.proof("GET", ME_URL)]
+    elif case == "ath not ASCII":  # hmac.compare_digest refuses such text: no 500
+        reason, values = "bad_ath", [holder.proof("GET", ME_URL, claims={"ath": "é" * 43})]
     else:
         reason, breaker = BREAKERS[case]
         values = breaker(holder, "GET", ME_URL, access)
