@@ -79,16 +79,21 @@ class Holder:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SecurityWarning)
             if raw:
-                signing_input = f"{b64(json.dumps(head).encode())}.{b64(json.dumps(body).encode())}"
-                model = jws.JWSRegistry().get_alg(alg or self.alg)
-                signature = model.sign(signing_input.encode(), sign_as or self.key)
-                return f"{signing_input}.{b64(signature)}"
+                return signed(sign_as or self.key, alg or self.alg, head, json.dumps(body).encode())
             return jws.serialize_compact(
                 {k: v for k, v in head.items() if v is not None},
                 json.dumps(body).encode(),
                 sign_as or self.key,
                 algorithms=[alg or self.alg],
             )
+
+
+def signed(key: Any, alg: str, header: dict[str, Any], payload: bytes) -> str:
+    """A compact JWS of `payload` signed by `key` whatever its header says (joserfc's
+    serializer would refuse some of these headers)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(payload)}"
+    signature = jws.JWSRegistry().get_alg(alg).sign(signing_input.encode(), key)
+    return f"{signing_input}.{b64(signature)}"
 
 
 def unsigned(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b"x" * 64) -> str:
