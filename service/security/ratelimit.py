@@ -27,6 +27,7 @@ from typing import TypeVar
 from quart_rate_limiter import RateLimit
 
 from ..config import Limit
+from ..redisclient import warm_up
 from .gcra import US, Check, Decision, MemoryEngine, RedisEngine
 
 __all__ = [
@@ -145,12 +146,18 @@ class Limiter:
     async def _probe_until_answered(self, redis: RedisEngine, reason: str) -> None:
         """The one probe while Redis is suspect, off every request's path. A single
         late answer (a loaded host) clears at the first probe, silently; an outage is
-        logged at ERROR once, and its end at WARNING."""
+        logged at ERROR once, and its end at WARNING. After an outage the pooled
+        connections it dropped are opened again before requests return to Redis (as at
+        start-up): a burst reconnecting them would wait past the deadline, and fail open."""
         down = False
         try:
             while True:
                 try:
                     await asyncio.wait_for(redis.ping(), PROBE_TIMEOUT)
+                    if down:
+                        await asyncio.wait_for(
+                            warm_up(redis.client, redis.prefix + "warm"), PROBE_TIMEOUT
+                        )
                 except Exception as exc:
                     if not down:
                         log.error(

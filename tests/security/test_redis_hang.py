@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from service import create_app
+from service.redisclient import WARM_CONNECTIONS
 from service.security.ratelimit import REDIS_DEADLINE
 from tests.conftest import (
     REDIS_URL,
@@ -139,6 +140,38 @@ async def test_while_redis_is_down_a_process_enforces_only_its_share(
             codes = [(await c.get("/v1/users/me", headers=token)).status_code for _ in range(10)]
             assert codes.count(200) == 5, codes  # 10 // 2, not a fresh budget of 10
             assert codes[5:] == [429] * 5
+    finally:
+        await proxy.stop()
+        await flush_redis(REDIS_URL)
+
+
+async def test_after_an_outage_the_pool_is_open_again_before_requests_return(
+    settings_factory: Any,
+) -> None:
+    """An outage drops every pooled connection. Requests go back to Redis only once the
+    probe has opened them again (as at start-up): a burst that had to reconnect them
+    itself would wait past the deadline and be limited in memory, beside the shared
+    budget (seen in the scale-out test right after Redis returned)."""
+    assert REDIS_URL
+    await flush_redis(REDIS_URL)
+    proxy, url = await proxy_for(REDIS_URL)
+    app = create_app(settings_factory(rate_limit_default="100000/minute", redis_url=url))
+    try:
+        async with app.test_app(), client_for(app) as c:
+            token = bearer(await user_token(c, "reopened"))
+            svc = svc_of(app)
+            assert proxy.connections >= WARM_CONNECTIONS  # opened at start-up
+            proxy.cut()
+            assert (await c.get("/v1/users/me", headers=token)).status_code == 200  # memory
+            assert svc.limiter.redis_suspect
+            await asyncio.sleep(svc.limiter.retry_seconds + 0.2)  # a probe fails: an outage
+            assert svc.limiter.redis_suspect and proxy.connections == 0
+            proxy.restore()
+            deadline = time.monotonic() + 10
+            while svc.limiter.redis_suspect and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not svc.limiter.redis_suspect
+            assert proxy.connections >= WARM_CONNECTIONS, proxy.connections
     finally:
         await proxy.stop()
         await flush_redis(REDIS_URL)

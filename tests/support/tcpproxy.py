@@ -30,6 +30,11 @@ class TcpProxy:
             self._server.close()
             await self._server.wait_closed()
 
+    @property
+    def connections(self) -> int:
+        """Client connections being forwarded now."""
+        return len(self._writers) // 2
+
     def cut(self) -> None:
         """The dependency goes down: drop every connection and refuse new ones."""
         self.up = False
