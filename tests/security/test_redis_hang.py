@@ -6,17 +6,20 @@ of every limit, not a fresh full budget."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+from quart import Quart
 
 from service import create_app
 from service.redisclient import WARM_CONNECTIONS
 from service.security.ratelimit import REDIS_DEADLINE
 from tests.conftest import (
+    CLIENT_IP,
     REDIS_URL,
     bearer,
     client_for,
@@ -25,7 +28,7 @@ from tests.conftest import (
     svc_of,
     user_token,
 )
-from tests.support.tcpproxy import proxy_for
+from tests.support.tcpproxy import TcpProxy, proxy_for
 
 pytestmark = needs_redis
 
@@ -85,64 +88,74 @@ class RedisCalls:
         self.most, self.checks, self.probes = self.running, [], 0
 
 
-async def test_a_hung_redis_adds_at_most_the_deadline_and_is_probed_one_at_a_time(
-    settings_factory: Any,
-) -> None:
+@contextlib.asynccontextmanager
+async def service_behind_proxy(
+    settings_factory: Any, ip: str = CLIENT_IP, **settings: Any
+) -> AsyncIterator[tuple[Quart, TcpProxy, httpx.AsyncClient]]:
+    """The service with its Redis behind a proxy the test freezes, cuts and restores;
+    Redis flushed before and after, the proxy thawed and stopped whatever happened."""
     assert REDIS_URL
     await flush_redis(REDIS_URL)
     proxy, url = await proxy_for(REDIS_URL)
-    app = create_app(settings_factory(rate_limit_default="100000/minute", redis_url=url))
+    app = create_app(settings_factory(redis_url=url, **settings))
     try:
-        async with app.test_app(), client_for(app) as c:
-            token = bearer(await user_token(c, "hung"))
-
-            async def me() -> httpx.Response:
-                return await c.get("/v1/users/me", headers=token)
-
-            svc = svc_of(app)
-            calls = RedisCalls(svc.limiter.redis)
-            healthy, codes = await timed_load(me, 3.0)
-            assert set(codes) == {200} and calls.checks
-            proxy.freeze()
-            start = time.monotonic()
-            await me()  # the request that finds Redis hung: it waits out the deadline
-            assert time.monotonic() - start < REDIS_DEADLINE + 0.1
-            calls.reset()
-            hung, codes = await timed_load(me, 3.0)  # spans several probe intervals
-            assert set(codes) == {200}
-            assert calls.checks == []  # no request waited on the hung Redis
-            assert calls.most <= 1, f"{calls.most} calls waited on Redis at once"
-            assert 1 <= calls.probes <= 3  # one probe at a time, one per retry interval
-            added = p99(hung) - p99(healthy)
-            assert added <= 0.1, f"p99 {p99(healthy):.3f}s healthy, {p99(hung):.3f}s hung"
-            proxy.thaw()
-            await asyncio.sleep(svc.limiter.retry_seconds + 0.1)
-            await me()
-            assert not svc.limiter.redis_suspect  # back to the shared budgets
+        async with app.test_app(), client_for(app, ip) as c:
+            yield app, proxy, c
     finally:
         proxy.thaw()
         await proxy.stop()
         await flush_redis(REDIS_URL)
 
 
+async def test_a_hung_redis_adds_at_most_the_deadline_and_is_probed_one_at_a_time(
+    settings_factory: Any,
+) -> None:
+    async with service_behind_proxy(settings_factory, rate_limit_default="100000/minute") as (
+        app,
+        proxy,
+        c,
+    ):
+        token = bearer(await user_token(c, "hung"))
+
+        async def me() -> httpx.Response:
+            return await c.get("/v1/users/me", headers=token)
+
+        svc = svc_of(app)
+        calls = RedisCalls(svc.limiter.redis)
+        healthy, codes = await timed_load(me, 3.0)
+        assert set(codes) == {200} and calls.checks
+        proxy.freeze()
+        start = time.monotonic()
+        await me()  # the request that finds Redis hung: it waits out the deadline
+        assert time.monotonic() - start < REDIS_DEADLINE + 0.1
+        calls.reset()
+        hung, codes = await timed_load(me, 3.0)  # spans several probe intervals
+        assert set(codes) == {200}
+        assert calls.checks == []  # no request waited on the hung Redis
+        assert calls.most <= 1, f"{calls.most} calls waited on Redis at once"
+        assert 1 <= calls.probes <= 3  # one probe at a time, one per retry interval
+        added = p99(hung) - p99(healthy)
+        assert added <= 0.1, f"p99 {p99(healthy):.3f}s healthy, {p99(hung):.3f}s hung"
+        proxy.thaw()
+        await asyncio.sleep(svc.limiter.retry_seconds + 0.1)
+        await me()
+        assert not svc.limiter.redis_suspect  # back to the shared budgets
+
+
 async def test_while_redis_is_down_a_process_enforces_only_its_share(
     settings_factory: Any,
 ) -> None:
-    assert REDIS_URL
-    await flush_redis(REDIS_URL)
-    proxy, url = await proxy_for(REDIS_URL)
-    app = create_app(settings_factory(rate_limit_default="10/minute", redis_url=url))
-    try:
-        async with app.test_app(), client_for(app) as c:
-            token = bearer(await user_token(c, "share"))
-            svc_of(app).limiter.share = 2  # two worker processes on this host
-            proxy.cut()
-            codes = [(await c.get("/v1/users/me", headers=token)).status_code for _ in range(10)]
-            assert codes.count(200) == 5, codes  # 10 // 2, not a fresh budget of 10
-            assert codes[5:] == [429] * 5
-    finally:
-        await proxy.stop()
-        await flush_redis(REDIS_URL)
+    async with service_behind_proxy(settings_factory, rate_limit_default="10/minute") as (
+        app,
+        proxy,
+        c,
+    ):
+        token = bearer(await user_token(c, "share"))
+        svc_of(app).limiter.share = 2  # two worker processes on this host
+        proxy.cut()
+        codes = [(await c.get("/v1/users/me", headers=token)).status_code for _ in range(10)]
+        assert codes.count(200) == 5, codes  # 10 // 2, not a fresh budget of 10
+        assert codes[5:] == [429] * 5
 
 
 async def test_after_an_outage_the_pool_is_open_again_before_requests_return(
@@ -152,57 +165,46 @@ async def test_after_an_outage_the_pool_is_open_again_before_requests_return(
     probe has opened them again (as at start-up): a burst that had to reconnect them
     itself would wait past the deadline and be limited in memory, beside the shared
     budget (seen in the scale-out test right after Redis returned)."""
-    assert REDIS_URL
-    await flush_redis(REDIS_URL)
-    proxy, url = await proxy_for(REDIS_URL)
-    app = create_app(settings_factory(rate_limit_default="100000/minute", redis_url=url))
-    try:
-        async with app.test_app(), client_for(app) as c:
-            token = bearer(await user_token(c, "reopened"))
-            svc = svc_of(app)
-            assert proxy.connections >= WARM_CONNECTIONS  # opened at start-up
-            proxy.cut()
-            assert (await c.get("/v1/users/me", headers=token)).status_code == 200  # memory
-            assert svc.limiter.redis_suspect
-            await asyncio.sleep(svc.limiter.retry_seconds + 0.2)  # a probe fails: an outage
-            assert svc.limiter.redis_suspect and proxy.connections == 0
-            proxy.restore()
-            deadline = time.monotonic() + 10
-            while svc.limiter.redis_suspect and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            assert not svc.limiter.redis_suspect
-            assert proxy.connections >= WARM_CONNECTIONS, proxy.connections
-    finally:
-        await proxy.stop()
-        await flush_redis(REDIS_URL)
+    async with service_behind_proxy(settings_factory, rate_limit_default="100000/minute") as (
+        app,
+        proxy,
+        c,
+    ):
+        token = bearer(await user_token(c, "reopened"))
+        svc = svc_of(app)
+        assert proxy.connections >= WARM_CONNECTIONS  # opened at start-up
+        proxy.cut()
+        assert (await c.get("/v1/users/me", headers=token)).status_code == 200  # memory
+        assert svc.limiter.redis_suspect
+        await asyncio.sleep(svc.limiter.retry_seconds + 0.2)  # a probe fails: an outage
+        assert svc.limiter.redis_suspect and proxy.connections == 0
+        proxy.restore()
+        deadline = time.monotonic() + 10
+        while svc.limiter.redis_suspect and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not svc.limiter.redis_suspect
+        assert proxy.connections >= WARM_CONNECTIONS, proxy.connections
 
 
 @pytest.mark.parametrize("hang", ["freeze", "cut"])
 async def test_login_budgets_hold_while_redis_hangs(settings_factory: Any, hang: str) -> None:
     """Spent at admission in the fallback too: a burst of guesses while Redis hangs
     checks at most this process's share of the pair budget."""
-    assert REDIS_URL
-    await flush_redis(REDIS_URL)
-    proxy, url = await proxy_for(REDIS_URL)
-    app = create_app(settings_factory(redis_url=url, rate_limit_login="6/minute;100/hour"))
-    try:
-        async with app.test_app(), client_for(app, "198.51.100.9") as c:
-            await user_token(c, "alice")
-            svc = svc_of(app)
-            svc.limiter.share = 2
-            getattr(proxy, hang)()
-            answers = await asyncio.gather(
-                *(
-                    c.post(
-                        "/v1/auth/token",
-                        data={"grant_type": "password", "username": "alice", "password": f"w{i}"},
-                    )
-                    for i in range(12)
+    async with service_behind_proxy(
+        settings_factory, "198.51.100.9", rate_limit_login="6/minute;100/hour"
+    ) as (app, proxy, c):
+        await user_token(c, "alice")
+        svc = svc_of(app)
+        svc.limiter.share = 2
+        getattr(proxy, hang)()
+        answers = await asyncio.gather(
+            *(
+                c.post(
+                    "/v1/auth/token",
+                    data={"grant_type": "password", "username": "alice", "password": f"w{i}"},
                 )
+                for i in range(12)
             )
-            codes = [a.status_code for a in answers]
-            assert codes.count(400) == 3 and codes.count(429) == 9, codes
-    finally:
-        proxy.thaw()
-        await proxy.stop()
-        await flush_redis(REDIS_URL)
+        )
+        codes = [a.status_code for a in answers]
+        assert codes.count(400) == 3 and codes.count(429) == 9, codes
