@@ -110,11 +110,8 @@ async def service_behind_proxy(
 async def test_a_hung_redis_adds_at_most_the_deadline_and_is_probed_one_at_a_time(
     settings_factory: Any,
 ) -> None:
-    async with service_behind_proxy(settings_factory, rate_limit_default="100000/minute") as (
-        app,
-        proxy,
-        c,
-    ):
+    async with service_behind_proxy(settings_factory, rate_limit_default="100000/minute") as rig:
+        app, proxy, c = rig
         token = bearer(await user_token(c, "hung"))
 
         async def me() -> httpx.Response:
@@ -145,11 +142,8 @@ async def test_a_hung_redis_adds_at_most_the_deadline_and_is_probed_one_at_a_tim
 async def test_while_redis_is_down_a_process_enforces_only_its_share(
     settings_factory: Any,
 ) -> None:
-    async with service_behind_proxy(settings_factory, rate_limit_default="10/minute") as (
-        app,
-        proxy,
-        c,
-    ):
+    async with service_behind_proxy(settings_factory, rate_limit_default="10/minute") as rig:
+        app, proxy, c = rig
         token = bearer(await user_token(c, "share"))
         svc_of(app).limiter.share = 2  # two worker processes on this host
         proxy.cut()
@@ -165,11 +159,8 @@ async def test_after_an_outage_the_pool_is_open_again_before_requests_return(
     probe has opened them again (as at start-up): a burst that had to reconnect them
     itself would wait past the deadline and be limited in memory, beside the shared
     budget (seen in the scale-out test right after Redis returned)."""
-    async with service_behind_proxy(settings_factory, rate_limit_default="100000/minute") as (
-        app,
-        proxy,
-        c,
-    ):
+    async with service_behind_proxy(settings_factory, rate_limit_default="100000/minute") as rig:
+        app, proxy, c = rig
         token = bearer(await user_token(c, "reopened"))
         svc = svc_of(app)
         assert proxy.connections >= WARM_CONNECTIONS  # opened at start-up
